@@ -1,0 +1,1 @@
+"""perspicio: model interpretability for PyTorch."""

@@ -1,0 +1,1 @@
+"""Shared machinery behind every attribution method. Nothing here is user-facing."""

@@ -1,0 +1,136 @@
+"""Base classes with Captum's names: what every attribution object has in common."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from perspicio._core.call import Tensors, as_tensors, format_args, normalize_baselines
+from perspicio._core.forward import run_forward
+from perspicio._core.hooks import check_layer
+from perspicio._core.target import normalize_target
+
+
+class Attribution:
+    """An attribution method bound to a model (or any forward function)."""
+
+    def __init__(self, forward_func: Callable[..., Any]) -> None:
+        if not callable(forward_func):
+            raise TypeError(
+                f"forward_func must be a callable (a model or a function), got "
+                f"{type(forward_func).__name__}"
+            )
+        self.forward_func = forward_func
+
+    def attribute(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not implement attribute")
+
+    def attribute_future(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(
+            f"{type(self).__name__} has no attribute_future: only perturbation methods take "
+            "forward functions that return futures"
+        )
+
+    def has_convergence_delta(self) -> bool:
+        """Whether ``attribute`` can return a completeness error (a convergence delta)."""
+        return False
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        """Whether attributions are multiplied by ``inputs - baselines`` (global attribution)."""
+        return False
+
+    @classmethod
+    def get_name(cls) -> str:
+        """A readable name: the class name with a space before every capital after the first."""
+        name = cls.__name__
+        return name[:1] + "".join(" " + c if c.isupper() else c for c in name[1:])
+
+
+class GradientAttribution(Attribution):
+    """An attribution method that uses gradients of the model."""
+
+    def compute_convergence_delta(
+        self,
+        attributions: Tensor | tuple[Tensor, ...],
+        start_point: Any,
+        end_point: Tensor | tuple[Tensor, ...],
+        target: Any = None,
+        additional_forward_args: Any = None,
+    ) -> Tensor:
+        """Completeness error per example: ``sum(attributions) - (f(end) - f(start))``."""
+        attrs = as_tensors(attributions, "attributions")
+        ends = as_tensors(end_point, "end_point")
+        if len(attrs) != len(ends):
+            raise ValueError(
+                f"attributions has {len(attrs)} tensors but end_point has {len(ends)}"
+            )
+        starts = tuple(
+            s.expand_as(e) for s, e in zip(normalize_baselines(start_point, ends, "start_point"), ends)
+        )
+        n = ends[0].shape[0]
+        tgt = normalize_target(target, n)
+        args = format_args(additional_forward_args)
+        with torch.no_grad():
+            f_end = tgt.select(run_forward(self.forward_func, ends, args))
+            f_start = tgt.select(run_forward(self.forward_func, starts, args))
+        total = sum_rows(attrs)
+        return total - (f_end - f_start).reshape(total.shape).to(total.dtype)
+
+
+def sum_rows(tensors: Tensors) -> Tensor:
+    """Per-example sum over every input tensor: shape ``(N,)``."""
+    return torch.stack([t.reshape(t.shape[0], -1).sum(1) for t in tensors]).sum(0)
+
+
+class PerturbationAttribution(Attribution):
+    """An attribution method that only evaluates the model on perturbed inputs."""
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return True
+
+
+class _LayerMixin:
+    layer: Any
+    device_ids: list[int] | None
+
+    def _bind_layer(self, forward_func: Any, layer: Any, device_ids: list[int] | None) -> None:
+        layers = layer if isinstance(layer, list | tuple) else [layer]
+        for i, m in enumerate(layers):
+            check_layer(forward_func, m, f"layer[{i}]" if isinstance(layer, list) else "layer")
+        self.layer = layer
+        self.device_ids = device_ids
+
+
+class LayerAttribution(Attribution, _LayerMixin):
+    """Attribution to the units of a hidden layer."""
+
+    def __init__(
+        self, forward_func: Callable[..., Any], layer: nn.Module, device_ids: list[int] | None = None
+    ) -> None:
+        Attribution.__init__(self, forward_func)
+        self._bind_layer(forward_func, layer, device_ids)
+
+    @staticmethod
+    def interpolate(
+        layer_attribution: Tensor,
+        interpolate_dims: int | tuple[int, ...],
+        interpolate_mode: str = "nearest",
+    ) -> Tensor:
+        """Upsample a layer map (e.g. Grad-CAM) to ``interpolate_dims`` (the input's size)."""
+        return F.interpolate(layer_attribution, size=interpolate_dims, mode=interpolate_mode)
+
+
+class NeuronAttribution(Attribution, _LayerMixin):
+    """Attribution of one hidden neuron (or a group of them) to the inputs."""
+
+    def __init__(
+        self, forward_func: Callable[..., Any], layer: nn.Module, device_ids: list[int] | None = None
+    ) -> None:
+        Attribution.__init__(self, forward_func)
+        self._bind_layer(forward_func, layer, device_ids)

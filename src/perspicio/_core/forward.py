@@ -1,0 +1,101 @@
+"""Running the model and turning its output into one objective score per example."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from perspicio._core.call import Call, Tensors
+from perspicio._core.target import Target
+
+
+def _takes_no_args(fn: Callable[..., Any]) -> bool:
+    if isinstance(fn, torch.nn.Module):
+        return False
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return not params
+
+
+def run_forward(
+    forward_func: Callable[..., Any], inputs: Tensors, args: tuple[Any, ...] = ()
+) -> Any:
+    """``forward_func(*inputs, *args)``; a function of no parameters is called bare."""
+    if _takes_no_args(forward_func):
+        return forward_func()
+    return forward_func(*inputs, *args)
+
+
+def forward_call(forward_func: Callable[..., Any], call: Call, inputs: Tensors | None = None) -> Any:
+    """Run the model on ``call`` (or on ``inputs`` in place of the call's inputs)."""
+    return run_forward(forward_func, call.inputs if inputs is None else inputs, call.args)
+
+
+def scores(forward_func: Callable[..., Any], call: Call, inputs: Tensors | None = None) -> Tensor:
+    """The objective: the target score of each example, shape ``(N,)`` (or a scalar)."""
+    return call.target.select(forward_call(forward_func, call, inputs))
+
+
+NeuronSelector = int | tuple[int | slice, ...] | Callable[[Any], Tensor]
+
+
+def select_neuron(activation: Tensors, selector: NeuronSelector, is_tuple: bool) -> Tensor:
+    """One score per example from a captured layer activation.
+
+    ``selector`` is an int or a tuple of ints and slices indexing the dims after the batch
+    (slices select a group of neurons whose values are summed), or a callable on the layer
+    output (the tensor, or the tuple when the layer returns a tuple) returning one value per
+    example.
+    """
+    if callable(selector):
+        out = selector(activation if is_tuple else activation[0])
+        n = len(activation[0])
+        if not isinstance(out, Tensor) or out.dim() == 0 or out.shape[0] != n:
+            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            raise ValueError(
+                f"neuron_selector must return one value per example (shape ({n}, ...)), got {got}"
+            )
+        return out.reshape(n, -1).sum(1)
+    if len(activation) != 1:
+        raise ValueError(
+            "the layer returns a tuple of tensors: use a callable neuron_selector to pick from it"
+        )
+    act = activation[0]
+    index = (selector,) if isinstance(selector, int) else tuple(selector)
+    if len(index) > act.dim() - 1:
+        raise ValueError(
+            f"neuron_selector {selector!r} has {len(index)} indices but the layer output has "
+            f"shape {tuple(act.shape)} ({act.dim() - 1} dims after the batch)"
+        )
+    for d, i in enumerate(index):
+        if isinstance(i, int) and not -act.shape[d + 1] <= i < act.shape[d + 1]:
+            raise ValueError(
+                f"neuron_selector {selector!r} is out of range for layer output of shape "
+                f"{tuple(act.shape)} (dim {d + 1} has size {act.shape[d + 1]})"
+            )
+        if not isinstance(i, int | slice):
+            raise TypeError(f"neuron_selector entries must be ints or slices, got {i!r}")
+    return act[(slice(None), *index)].reshape(len(act), -1).sum(1)
+
+
+def check_neuron_selector(selector: Any) -> None:
+    """Type check before any model call."""
+    if callable(selector) or isinstance(selector, int) and not isinstance(selector, bool):
+        return
+    if isinstance(selector, tuple) and all(
+        isinstance(i, int | slice) and not isinstance(i, bool) for i in selector
+    ):
+        return
+    raise TypeError(
+        f"neuron_selector must be an int, a tuple of ints/slices or a callable, got {selector!r}"
+    )
+
+
+def no_target() -> Target:
+    return Target()

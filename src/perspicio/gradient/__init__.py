@@ -1,0 +1,1 @@
+"""Plain gradient methods."""

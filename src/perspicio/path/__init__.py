@@ -1,0 +1,1 @@
+"""Path methods: integrated gradients and relatives, and NoiseTunnel."""

@@ -1,0 +1,1 @@
+"""Modified-backpropagation methods: rules, composites, DeepLift, LRP, Guided/Deconv."""

@@ -1,0 +1,176 @@
+"""DeepLift (Rescale rule) and DeepLiftShap."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from perspicio._core.attribution import GradientAttribution, sum_rows
+from perspicio._core.call import Call, TensorOrTensors, Tensors, build_call, normalize_distribution
+from perspicio._core.forward import forward_call
+from perspicio._core.hooks import grad, leaves
+from perspicio.propagation.composite import Composite
+from perspicio.propagation.rules import deeplift_rules
+
+
+def call_custom_attribution_func(
+    func: Callable[..., Any], multipliers: Tensors, inputs: Tensors, baselines: Tensors
+) -> Tensors:
+    """Call ``func`` with as many of ``(multipliers, inputs, baselines)`` as it takes."""
+    n = len(inspect.signature(func).parameters)
+    if n not in (1, 2, 3):
+        raise ValueError(
+            "custom_attribution_func must take 1, 2 or 3 arguments (multipliers, inputs, "
+            f"baselines), it takes {n}"
+        )
+    out = func(*(multipliers, inputs, baselines)[:n])
+    return out if isinstance(out, tuple) else (out,)
+
+
+def check_model(model: Any, who: str) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(
+            f"{who} needs a torch.nn.Module (its hooks go on the model's modules), got "
+            f"{type(model).__name__}"
+        )
+
+
+def deeplift_multipliers(
+    model: nn.Module,
+    call: Call,
+    refs: Tensors,
+    eps: float,
+    score_fn: Callable[[Any, Call], Tensor] | None = None,
+) -> tuple[Tensors, Tensor, Tensor]:
+    """DeepLift multipliers w.r.t. the inputs, with ``f(x)`` and ``f(ref)`` per example.
+
+    The inputs and their references run through the model together (2N rows) so that each
+    non-linearity sees both; the Rescale rules then replace its gradient by ``Δy / Δx``.
+    """
+    n = call.batch_size
+    both = call.repeat(2)
+    x = leaves(tuple(torch.cat([i, r.expand_as(i)]) for i, r in zip(call.inputs, refs)))
+    with torch.enable_grad(), Composite(deeplift_rules(eps)).context(model):
+        out = forward_call(model, both, x)
+        if score_fn is not None:
+            out = score_fn(out, both)
+        else:
+            out = both.target.select(out)
+        if out.dim() == 0:
+            raise ValueError("DeepLift needs one output per example, the model returned a scalar")
+        grads = grad(out[:n], x)
+    return tuple(g[:n] for g in grads), out[:n].detach(), out[n:].detach()
+
+
+class DeepLift(GradientAttribution):
+    """DeepLIFT with the Rescale rule (Shrikumar et al., 2017, https://arxiv.org/abs/1704.02685).
+
+    Attributions are multipliers ``Δf/Δx`` times ``x − x_ref``, where every non-linearity
+    (ReLU, ELU, LeakyReLU, Sigmoid, Tanh, Softplus, Softmax, MaxPool1d/2d/3d modules) passes
+    back its secant slope instead of its gradient. Modules may be reused (as the ReLU of a
+    torchvision ResNet block is): each call is handled on its own. Functional calls such as
+    ``torch.relu`` are invisible to module hooks and keep their ordinary gradient.
+
+    Example:
+        >>> import torch
+        >>> from perspicio.attr import DeepLift
+        >>> from perspicio.testing import ReLUMLP
+        >>> attr, delta = DeepLift(ReLUMLP()).attribute(
+        ...     torch.randn(3, 6), target=1, return_convergence_delta=True)
+        >>> bool(delta.abs().max() < 1e-4)
+        True
+    """
+
+    def __init__(self, model: nn.Module, multiply_by_inputs: bool = True, eps: float = 1e-10) -> None:
+        check_model(model, "DeepLift")
+        super().__init__(model)
+        self.model = model
+        self.eps = eps
+        self._multiply_by_inputs = multiply_by_inputs
+
+    def attribute(
+        self,
+        inputs: TensorOrTensors,
+        baselines: Any = None,
+        target: Any = None,
+        additional_forward_args: Any = None,
+        return_convergence_delta: bool = False,
+        custom_attribution_func: Callable[..., Any] | None = None,
+    ) -> TensorOrTensors | tuple[TensorOrTensors, Tensor]:
+        """DeepLift attributions of the target output to the inputs.
+
+        Args:
+            baselines: the reference input (default zeros).
+            custom_attribution_func: ``f(multipliers[, inputs[, baselines]])`` returning the
+                attributions, instead of ``multipliers × (inputs − baselines)``.
+        """
+        call = build_call(
+            inputs, target, additional_forward_args, baselines, use_baselines=True, require_float=True
+        )
+        refs = call.expanded_baselines()
+        mult, f_x, f_ref = deeplift_multipliers(self.model, call, refs, self.eps)
+        attrs = self._combine(mult, call.inputs, refs, custom_attribution_func)
+        result = call.restore(attrs)
+        if not return_convergence_delta:
+            return result
+        return result, sum_rows(attrs) - (f_x - f_ref).to(attrs[0].dtype)
+
+    def _combine(
+        self, mult: Tensors, inputs: Tensors, refs: Tensors, custom: Callable[..., Any] | None
+    ) -> Tensors:
+        if custom is not None:
+            return call_custom_attribution_func(custom, mult, inputs, refs)
+        if not self._multiply_by_inputs:
+            return mult
+        return tuple(m * (x - r) for m, x, r in zip(mult, inputs, refs))
+
+    def has_convergence_delta(self) -> bool:
+        return True
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return self._multiply_by_inputs
+
+
+class DeepLiftShap(DeepLift):
+    """DeepLift averaged over a distribution of baselines (an approximation of SHAP values,
+    Lundberg & Lee, 2017, https://arxiv.org/abs/1705.07874).
+
+    Example:
+        >>> import torch
+        >>> from perspicio.attr import DeepLiftShap
+        >>> from perspicio.testing import ReLUMLP
+        >>> DeepLiftShap(ReLUMLP()).attribute(
+        ...     torch.randn(3, 6), baselines=torch.randn(4, 6), target=0).shape
+        torch.Size([3, 6])
+    """
+
+    def __init__(self, model: nn.Module, multiply_by_inputs: bool = True) -> None:
+        super().__init__(model, multiply_by_inputs)
+
+    def attribute(  # type: ignore[override]
+        self,
+        inputs: TensorOrTensors,
+        baselines: Any,
+        target: Any = None,
+        additional_forward_args: Any = None,
+        return_convergence_delta: bool = False,
+        custom_attribution_func: Callable[..., Any] | None = None,
+    ) -> TensorOrTensors | tuple[TensorOrTensors, Tensor]:
+        """Mean DeepLift attribution over every baseline in ``baselines`` (``(B, ...)``)."""
+        call = build_call(inputs, target, additional_forward_args, require_float=True)
+        dist = normalize_distribution(baselines, call.inputs)
+        n, b = call.batch_size, dist[0].shape[0]
+        rows = call.repeat(b, interleave=True)  # row i * b + j: example i, baseline j
+        refs = tuple(d.repeat(n, *([1] * (d.dim() - 1))) for d in dist)
+        mult, f_x, f_ref = deeplift_multipliers(self.model, rows, refs, self.eps)
+        attrs = self._combine(mult, rows.inputs, refs, custom_attribution_func)
+        means = tuple(a.reshape(n, b, *a.shape[1:]).mean(1) for a in attrs)
+        result = call.restore(means)
+        if not return_convergence_delta:
+            return result
+        return result, sum_rows(attrs) - (f_x - f_ref).to(attrs[0].dtype)
