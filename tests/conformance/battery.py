@@ -92,7 +92,9 @@ def snapshot(model: nn.Module) -> dict[str, Any]:
         )
         for m in model.modules()
     ]
-    state["params"] = [(n, p.detach().clone(), p.requires_grad, p.grad) for n, p in model.named_parameters()]
+    state["params"] = [
+        (n, p.detach().clone(), p.requires_grad, p.grad) for n, p in model.named_parameters()
+    ]
     state["buffers"] = [(n, b.detach().clone()) for n, b in model.named_buffers()]
     return state
 

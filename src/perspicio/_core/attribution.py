@@ -66,11 +66,10 @@ class GradientAttribution(Attribution):
         attrs = as_tensors(attributions, "attributions")
         ends = as_tensors(end_point, "end_point")
         if len(attrs) != len(ends):
-            raise ValueError(
-                f"attributions has {len(attrs)} tensors but end_point has {len(ends)}"
-            )
+            raise ValueError(f"attributions has {len(attrs)} tensors but end_point has {len(ends)}")
         starts = tuple(
-            s.expand_as(e) for s, e in zip(normalize_baselines(start_point, ends, "start_point"), ends)
+            s.expand_as(e)
+            for s, e in zip(normalize_baselines(start_point, ends, "start_point"), ends)
         )
         n = ends[0].shape[0]
         tgt = normalize_target(target, n)
@@ -111,7 +110,10 @@ class LayerAttribution(Attribution, _LayerMixin):
     """Attribution to the units of a hidden layer."""
 
     def __init__(
-        self, forward_func: Callable[..., Any], layer: nn.Module, device_ids: list[int] | None = None
+        self,
+        forward_func: Callable[..., Any],
+        layer: nn.Module,
+        device_ids: list[int] | None = None,
     ) -> None:
         Attribution.__init__(self, forward_func)
         self._bind_layer(forward_func, layer, device_ids)
@@ -130,7 +132,10 @@ class NeuronAttribution(Attribution, _LayerMixin):
     """Attribution of one hidden neuron (or a group of them) to the inputs."""
 
     def __init__(
-        self, forward_func: Callable[..., Any], layer: nn.Module, device_ids: list[int] | None = None
+        self,
+        forward_func: Callable[..., Any],
+        layer: nn.Module,
+        device_ids: list[int] | None = None,
     ) -> None:
         Attribution.__init__(self, forward_func)
         self._bind_layer(forward_func, layer, device_ids)

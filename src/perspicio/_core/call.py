@@ -9,7 +9,7 @@ validation of user arguments happens while the call is built, before any model e
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, TypeAlias
 
@@ -20,7 +20,7 @@ from perspicio._core.target import Target, normalize_target
 
 Tensors: TypeAlias = tuple[Tensor, ...]
 TensorOrTensors: TypeAlias = Tensor | tuple[Tensor, ...]
-BaselineType: TypeAlias = None | int | float | Tensor | tuple[int | float | Tensor, ...]
+BaselineType: TypeAlias = int | float | Tensor | tuple[int | float | Tensor, ...] | None
 
 
 def as_tensors(value: Any, name: str = "inputs") -> Tensors:
@@ -141,13 +141,15 @@ class Call:
             return tuple(torch.zeros_like(x) for x in self.inputs)
         return tuple(b.expand_as(x) for b, x in zip(self.baselines, self.inputs))
 
-    def restore(self, values: Sequence[Tensor]) -> TensorOrTensors:
+    def restore(self, values: Iterable[Tensor]) -> TensorOrTensors:
         """``values`` in the user's form: a tuple if the inputs were a tuple, else a tensor."""
         values = tuple(values)
         return values if self.is_tuple else values[0]
 
 
-def normalize_baselines(baselines: BaselineType, inputs: Tensors, name: str = "baselines") -> Tensors:
+def normalize_baselines(
+    baselines: BaselineType, inputs: Tensors, name: str = "baselines"
+) -> Tensors:
     """One baseline tensor per input, each broadcastable to the input's full shape.
 
     Accepted forms: ``None`` (zeros), a number, a tensor of the input's shape or of its shape
@@ -241,7 +243,9 @@ def normalize_distribution(baselines: Any, inputs: Tensors, name: str = "baselin
         raise ValueError(f"{name} are required: give a tensor of reference examples")
     items = baselines if isinstance(baselines, tuple | list) else (baselines,)
     if len(items) != len(inputs):
-        raise ValueError(f"{name} must give one baseline tensor per input: got {len(items)} for {len(inputs)}")
+        raise ValueError(
+            f"{name} must give one baseline tensor per input: got {len(items)} for {len(inputs)}"
+        )
     out = []
     for i, (b, x) in enumerate(zip(items, inputs)):
         if isinstance(b, bool) or not isinstance(b, int | float | Tensor):

@@ -32,7 +32,9 @@ def run_forward(
     return forward_func(*inputs, *args)
 
 
-def forward_call(forward_func: Callable[..., Any], call: Call, inputs: Tensors | None = None) -> Any:
+def forward_call(
+    forward_func: Callable[..., Any], call: Call, inputs: Tensors | None = None
+) -> Any:
     """Run the model on ``call`` (or on ``inputs`` in place of the call's inputs)."""
     return run_forward(forward_func, call.inputs if inputs is None else inputs, call.args)
 
@@ -81,12 +83,18 @@ def select_neuron(activation: Tensors, selector: NeuronSelector, is_tuple: bool)
             )
         if not isinstance(i, int | slice):
             raise TypeError(f"neuron_selector entries must be ints or slices, got {i!r}")
-    return act[(slice(None), *index)].reshape(len(act), -1).sum(1)
+    return act[_index(index)].reshape(len(act), -1).sum(1)
+
+
+def _index(index: tuple[int | slice, ...]) -> tuple[slice | int, ...]:
+    """``[:, *index]`` written so that Python 3.10 parses it."""
+    full: tuple[slice | int, ...] = (slice(None), *index)
+    return full
 
 
 def check_neuron_selector(selector: Any) -> None:
     """Type check before any model call."""
-    if callable(selector) or isinstance(selector, int) and not isinstance(selector, bool):
+    if callable(selector) or (isinstance(selector, int) and not isinstance(selector, bool)):
         return
     if isinstance(selector, tuple) and all(
         isinstance(i, int | slice) and not isinstance(i, bool) for i in selector

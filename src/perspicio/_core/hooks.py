@@ -156,9 +156,7 @@ def leaves(inputs: Tensors) -> Tensors:
     return tuple(x.detach().requires_grad_(x.is_floating_point()) for x in inputs)
 
 
-def grad(
-    outputs: Tensor, inputs: Tensors, grad_kwargs: dict[str, Any] | None = None
-) -> Tensors:
+def grad(outputs: Tensor, inputs: Tensors, grad_kwargs: dict[str, Any] | None = None) -> Tensors:
     """Gradients of ``outputs.sum()`` w.r.t. ``inputs``; zeros where an input is unused."""
     kwargs = dict(grad_kwargs or {})
     kwargs.setdefault("allow_unused", True)

@@ -142,7 +142,8 @@ def select_target(output: Tensor, target: Target) -> Tensor:
         return scores
     if target.index is not None:
         _check_range(target.index, output.shape)
-        return output[(slice(None), *target.index)].reshape(len(output), -1).sum(1)
+        where: tuple[Any, ...] = (slice(None), *target.index)
+        return output[where].reshape(len(output), -1).sum(1)
     if target.per_example is not None:
         _check_range(target.per_example, output.shape)
         if len(target.per_example) != len(output):
@@ -152,7 +153,8 @@ def select_target(output: Tensor, target: Target) -> Tensor:
             )
         idx = target.per_example.to(output.device)
         rows = torch.arange(len(output), device=output.device)
-        picked = output[(rows, *idx.unbind(1))]
+        where_rows: tuple[Any, ...] = (rows, *idx.unbind(1))
+        picked = output[where_rows]
         return picked.reshape(len(output), -1).sum(1)
     if output.dim() == 0:
         return output

@@ -71,7 +71,8 @@ def expected_gradients(
     starts = tuple(d[pick] for d in distribution)
     alpha = torch.rand(n * s, device=ends[0].device)
     points = tuple(
-        b + alpha.view(-1, *([1] * (e.dim() - 1))).to(e.dtype) * (e - b) for b, e in zip(starts, ends)
+        b + alpha.view(-1, *([1] * (e.dim() - 1))).to(e.dtype) * (e - b)
+        for b, e in zip(starts, ends)
     )
     parts: list[Tensors] = []
     deltas: list[Tensor] = []
@@ -146,7 +147,9 @@ class GradientShap(GradientAttribution):
             with_delta=return_convergence_delta,
         )  # fmt: skip
         result = call.restore(attrs)
-        return (result, delta) if return_convergence_delta else result
+        if delta is None:
+            return result
+        return result, delta
 
     def has_convergence_delta(self) -> bool:
         return True

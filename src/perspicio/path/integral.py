@@ -73,12 +73,15 @@ def path_integral(
     """``Σᵢ wᵢ ∇f(start + αᵢ (end − start))`` for each example, chunked over the steps."""
     alphas, weights = approximation(method, n_steps)
     n = call.batch_size
-    totals: list[Tensor | None] = [None] * len(ends)
+    totals: list[Tensor] = []
     for a, b in chunks(n_steps, units_per_chunk(internal_batch_size, n)):
         k = b - a
         grads = grad_fn(call.repeat(k), path_points(starts, ends, alphas[a:b]))
         for i, g in enumerate(grads):
             w = torch.tensor(weights[a:b], dtype=g.dtype, device=g.device)
             part = (g.reshape(k, n, -1) * w.view(k, 1, 1)).sum(0).reshape(n, *g.shape[1:])
-            totals[i] = part if totals[i] is None else totals[i] + part
-    return tuple(t for t in totals if t is not None)
+            if i < len(totals):
+                totals[i] = totals[i] + part
+            else:
+                totals.append(part)
+    return tuple(totals)

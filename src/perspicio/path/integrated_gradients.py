@@ -91,7 +91,12 @@ class IntegratedGradients(GradientAttribution):
         """
         check_path_args(n_steps, method, internal_batch_size)
         call = build_call(
-            inputs, target, additional_forward_args, baselines, use_baselines=True, require_float=True
+            inputs,
+            target,
+            additional_forward_args,
+            baselines,
+            use_baselines=True,
+            require_float=True,
         )
         starts = call.expanded_baselines()
         objective = target_objective(self.forward_func)

@@ -143,7 +143,9 @@ class NoiseTunnel(Attribution):
         spec: Any = None
         for a, b in chunks(nt_samples, nt_samples_batch_size):
             k = b - a
-            noisy = tuple((x.unsqueeze(1) + e[:, a:b]).reshape(n * k, *x.shape[1:]) for x, e in zip(xs, noise))
+            noisy = tuple(
+                (x.unsqueeze(1) + e[:, a:b]).reshape(n * k, *x.shape[1:]) for x, e in zip(xs, noise)
+            )
             kw = {key: _expand(v, n, k, key == "target") for key, v in kwargs.items()}
             if picks is not None:
                 kw["baselines"] = tuple(p[:, a:b].reshape(n * k, *p.shape[2:]) for p in picks)

@@ -80,5 +80,7 @@ def _install(module: nn.Module, rule: PropagationRule) -> Iterator[None]:
         call = ModuleCall(m, x.detach(), out.detach(), x_local, out)
         return override(rule, x, call)
 
-    with handles(module.register_forward_pre_hook(pre_hook), module.register_forward_hook(post_hook)):
+    with handles(
+        module.register_forward_pre_hook(pre_hook), module.register_forward_hook(post_hook)
+    ):
         yield

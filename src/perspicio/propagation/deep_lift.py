@@ -85,7 +85,9 @@ class DeepLift(GradientAttribution):
         True
     """
 
-    def __init__(self, model: nn.Module, multiply_by_inputs: bool = True, eps: float = 1e-10) -> None:
+    def __init__(
+        self, model: nn.Module, multiply_by_inputs: bool = True, eps: float = 1e-10
+    ) -> None:
         check_model(model, "DeepLift")
         super().__init__(model)
         self.model = model
@@ -109,7 +111,12 @@ class DeepLift(GradientAttribution):
                 attributions, instead of ``multipliers × (inputs − baselines)``.
         """
         call = build_call(
-            inputs, target, additional_forward_args, baselines, use_baselines=True, require_float=True
+            inputs,
+            target,
+            additional_forward_args,
+            baselines,
+            use_baselines=True,
+            require_float=True,
         )
         refs = call.expanded_baselines()
         mult, f_x, f_ref = deeplift_multipliers(self.model, call, refs, self.eps)

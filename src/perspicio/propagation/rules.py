@@ -165,7 +165,9 @@ class MaxPoolRescaleRule(PropagationRule):
 
 def _scatter(values: Tensor, indices: Tensor, like: Tensor) -> Tensor:
     """Add pooled-window ``values`` back at their flat spatial ``indices`` (overlaps add up)."""
-    out = torch.zeros(like.shape[0], like.shape[1], like[0, 0].numel(), dtype=values.dtype, device=values.device)
+    out = torch.zeros(
+        like.shape[0], like.shape[1], like[0, 0].numel(), dtype=values.dtype, device=values.device
+    )
     out.scatter_add_(2, indices.flatten(2), values.flatten(2))
     return out.view_as(like)
 

@@ -124,8 +124,9 @@ class TinyResNet(nn.Module):
         self.fc = nn.Linear(width, n_classes)
         for m in self.modules():  # non-trivial BatchNorm statistics
             if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
+                with torch.no_grad():
+                    m.running_mean.uniform_(-0.2, 0.2)  # type: ignore[union-attr]
+                    m.running_var.uniform_(0.5, 1.5)  # type: ignore[union-attr]
                 nn.init.uniform_(m.weight, 0.5, 1.5)
                 nn.init.uniform_(m.bias, -0.2, 0.2)
         self.eval()
