@@ -1,0 +1,46 @@
+"""The ``perspicio`` command line: ``perspicio insights --demo``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, one subcommand per tool."""
+    parser = argparse.ArgumentParser(prog="perspicio", description="perspicio command line")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    insights = commands.add_parser(
+        "insights", help="the interactive attribution explorer (web app)"
+    )
+    insights.add_argument(
+        "--demo", action="store_true", help="explore the digits CNN (trains in seconds, cached)"
+    )
+    insights.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    insights.add_argument(
+        "--bind-all", action="store_true", help="listen on all interfaces, not only 127.0.0.1"
+    )
+    insights.add_argument("--debug", action="store_true", help="log every request")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "insights":
+        if not args.demo:
+            parser.error(
+                "insights: only --demo can be served from the command line; for your own model "
+                "build an AttributionVisualizer in Python and call .serve()"
+            )
+        from perspicio.insights.example import run_demo
+
+        run_demo(args.port, args.bind_all, args.debug)
+        return 0
+    parser.print_help()
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,43 @@
+// Notebook glue, appended to ui.js to form the anywidget module: requests travel as the
+// widget's custom messages ({id, route, body}) and Python answers {id, ok, status, body|error}.
+
+function widgetTransport(model) {
+  const view = Math.random().toString(36).slice(2);
+  const pending = new Map();
+  let counter = 0;
+  const onMessage = (msg) => {
+    if (!msg || !pending.has(msg.id)) return;
+    const { resolve, reject } = pending.get(msg.id);
+    pending.delete(msg.id);
+    if (msg.ok) resolve(msg.body);
+    else reject(new Error((msg.error && msg.error.error) || `request failed (${msg.status})`));
+  };
+  model.on("msg:custom", onMessage);
+  const call = (route, body) =>
+    new Promise((resolve, reject) => {
+      const id = `${view}-${++counter}`;
+      pending.set(id, { resolve, reject });
+      model.send({ id, route, body });
+    });
+  return {
+    config: () => call("config", null),
+    fetch: (body) => call("fetch", body),
+    reattribute: (body) => call("reattribute", body),
+    close() {
+      model.off("msg:custom", onMessage);
+      for (const { reject } of pending.values()) reject(new Error("widget closed"));
+      pending.clear();
+    },
+  };
+}
+
+export default {
+  render({ model, el }) {
+    const transport = widgetTransport(model);
+    const app = mount(el, transport);
+    return () => {
+      app.destroy();
+      transport.close();
+    };
+  },
+};

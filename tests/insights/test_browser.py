@@ -1,0 +1,207 @@
+"""The web app in a real headless Chromium, driven by Playwright (skipped without Chromium).
+
+Screenshots are saved under the test's tmp dir (``insights-1280x800.png``,
+``insights-narrow.png``, ``insights-multimodal.png``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from perspicio.insights import AttributionVisualizer, Batch
+from perspicio.insights.features import ImageFeature
+
+from .conftest import multimodal_visualizer
+
+pytest.importorskip("uvicorn")
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+CHROMIUM = next(
+    (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
+)
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no Chromium installed (Debian: apt-get install chromium)"
+)
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-proxy-server",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.set_default_timeout(30_000)
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.problems = problems
+    yield page
+    page.close()
+
+
+def digits_explorer() -> AttributionVisualizer:
+    """The trained digits CNN next to an untrained one, on the digits test split."""
+    pytest.importorskip("sklearn")
+    from perspicio.testing.digits import digits_model
+    from perspicio.testing.models import ConvNet
+
+    model, data = digits_model()
+    x, y = data.x_test[:64], data.y_test[:64]
+    return AttributionVisualizer(
+        [model, ConvNet(seed=7).eval()],
+        [str(d) for d in range(10)],
+        [ImageFeature("Digit", [lambda t: t * 0], [])],
+        [Batch(x[i : i + 16], y[i : i + 16]) for i in range(0, 64, 16)],
+        score_func=lambda out: out.softmax(-1),
+    )
+
+
+def _images_loaded(page: Any) -> bool:
+    return page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+
+
+def test_pick_method_fetch_reattribute_and_narrow_layout(page: Any, tmp_path: Path) -> None:
+    vis = digits_explorer()
+    url = vis.serve()
+    try:
+        page.goto(url)
+        page.wait_for_selector("select.psp-method option[value='Saliency']", state="attached")
+        page.select_option("select.psp-method", "IntegratedGradients")
+        page.fill("input[data-arg='n_steps']", "16")
+        page.click("button.psp-fetch")
+        page.wait_for_selector(".psp-example >> nth=3")
+        assert page.locator(".psp-example").count() == 4
+        assert page.locator(".psp-model").count() == 8  # two models side by side
+        assert page.locator(".psp-figure img").count() == 24  # original, heat map, blended
+        page.wait_for_function(
+            "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
+        )
+        assert page.locator(".psp-legend-bar").count() == 8
+        assert (
+            page.locator(".psp-cbar-fill").first.evaluate("e => parseFloat(e.style.width)") == 100
+        )
+
+        section = page.locator(".psp-example").first.locator(".psp-model").first
+        other = section.locator(".psp-pred:not(.is-target)").first
+        target = other.get_attribute("data-class")
+        other.click()
+        page.wait_for_selector(
+            f".psp-example >> nth=0 >> .psp-model[data-model='0'] "
+            f".psp-pred.is-target[data-class='{target}']"
+        )
+        assert _images_loaded(page)
+        page.screenshot(path=str(tmp_path / "insights-1280x800.png"), full_page=False)
+
+        page.click("button.psp-next")
+        page.wait_for_selector(".psp-example[data-example='4']")
+
+        page.set_viewport_size({"width": 420, "height": 900})
+        controls = page.locator(".psp-controls").bounding_box()
+        results = page.locator(".psp-results").bounding_box()
+        assert controls["y"] + controls["height"] <= results["y"] + 1  # stacked, not side by side
+        assert page.evaluate("document.documentElement.scrollWidth") <= 420
+        page.screenshot(path=str(tmp_path / "insights-narrow.png"), full_page=False)
+        assert page.problems == []
+    finally:
+        vis.stop()
+
+
+def test_filters_errors_and_escaping(page: Any, tmp_path: Path) -> None:
+    evil = '<img src=x onerror="window.__owned = 1">'
+    vis = multimodal_visualizer(classes=[evil, "neutral", "positive"])
+    url = vis.serve()
+    try:
+        page.goto(url)
+        page.wait_for_selector("select.psp-method option[value='Saliency']", state="attached")
+        page.fill(".psp-class-input", "neutral")
+        page.press(".psp-class-input", "Enter")
+        assert page.locator(".psp-chip").count() == 1
+        page.click(".psp-segmented button[data-value='all']")
+        page.click("button.psp-fetch")
+        page.wait_for_selector(".psp-example")
+        for example in page.locator(".psp-example").all():
+            label = example.locator(".psp-label strong").inner_text()
+            top = example.locator(".psp-pred").first.locator(".psp-pred-name").inner_text()
+            assert "neutral" in (label, top)
+        assert page.locator(".psp-grow").count() >= 3  # general feature bars
+        assert page.locator(".psp-token").count() >= 5  # coloured tokens
+        assert page.locator(".psp-tokens b, .psp-glabel i").count() == 0  # shown, not parsed
+        page.locator(".psp-chip-x").click()
+        page.click("button.psp-fetch")
+        page.wait_for_selector(f".psp-pred-name:text-is('{evil}')")
+        assert page.evaluate("window.__owned") is None
+
+        page.select_option("select.psp-method", "IntegratedGradients")
+        page.fill("input[data-arg='n_steps']", "0")
+        page.click("button.psp-fetch")
+        page.wait_for_selector(".psp-error:not([hidden])")
+        assert "n_steps" in page.locator(".psp-error").inner_text()
+        page.screenshot(path=str(tmp_path / "insights-multimodal.png"), full_page=True)
+        assert [p for p in page.problems if "422" not in p] == []
+    finally:
+        vis.stop()
+
+
+STAND_IN_MODEL = """async ([esm, widthPx]) => {
+  // the part of anywidget's model API the widget uses; messages go to Python via pySend
+  const listeners = new Set();
+  const model = {
+    on(event, cb) { if (event === "msg:custom") listeners.add(cb); },
+    off(event, cb) { listeners.delete(cb); },
+    send(content) { window.pySend(content).then((reply) => listeners.forEach((cb) => cb(reply))); },
+  };
+  const el = document.getElementById("cell");
+  el.style.width = widthPx;
+  const url = URL.createObjectURL(new Blob([esm], { type: "text/javascript" }));
+  const module = await import(url);
+  window.__cleanup = await module.default.render({ model, el });
+}"""
+
+
+def test_widget_module_renders_in_a_narrow_notebook_cell(page: Any, tmp_path: Path) -> None:
+    from perspicio.insights.widget import Responder, widget_class
+
+    from .conftest import image_visualizer
+
+    responder = Responder(image_visualizer(n_models=2, n=8).engine, send=lambda reply: None)
+    page.expose_function("pySend", responder.answer)
+    page.set_content("<!doctype html><html><body><div id='cell'></div></body></html>")
+    page.add_style_tag(content=str(widget_class()._css))
+    page.evaluate(STAND_IN_MODEL, [str(widget_class()._esm), "640px"])
+    page.wait_for_selector("select.psp-method option[value='Saliency']", state="attached")
+    page.select_option("select.psp-method", "Saliency")
+    page.click("button.psp-fetch")
+    page.wait_for_selector(".psp-example >> nth=3")
+    section = page.locator(".psp-model").first
+    other = section.locator(".psp-pred:not(.is-target)").first
+    target = other.get_attribute("data-class")
+    other.click()
+    page.wait_for_selector(f".psp-model[data-model='0'] .psp-pred.is-target[data-class='{target}']")
+    page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth)")
+    controls = page.locator(".psp-controls").bounding_box()
+    results = page.locator(".psp-results").bounding_box()
+    assert controls["y"] + controls["height"] <= results["y"] + 1  # the cell is narrow
+    page.screenshot(path=str(tmp_path / "insights-widget.png"), full_page=False)
+    page.evaluate("window.__cleanup()")
+    assert page.locator(".psp-root").count() == 0
+    assert page.problems == []
