@@ -9,6 +9,8 @@ decides which rule applies to which module.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,17 +19,62 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+class _Slot:
+    def __repr__(self) -> str:
+        return "SLOT"
+
+
+SLOT = _Slot()
+"""Marks where a tensor of ``ModuleCall.xs`` goes among a module's positional inputs."""
+
+
+@contextmanager
+def swapped(module: nn.Module, values: Mapping[str, Any]) -> Iterator[None]:
+    """Give ``module`` other parameters, buffers or plain attributes for the ``with`` block.
+
+    The original objects are put back on exit, whatever happens: the user's tensors are never
+    written to, so weights, buffers, ``requires_grad`` and ``.grad`` come back untouched.
+    A replacement parameter is a new ``Parameter`` that does not require grad (``None`` removes
+    it for the block, as for a layer without bias).
+    """
+    saved: list[tuple[str, str, Any]] = []
+    try:
+        for name, value in values.items():
+            if name in module._parameters:
+                saved.append(("param", name, module._parameters[name]))
+                new = value if value is None else nn.Parameter(value.detach(), False)
+                module._parameters[name] = new
+            elif name in module._buffers:
+                saved.append(("buffer", name, module._buffers[name]))
+                module._buffers[name] = value
+            else:
+                saved.append(("attr", name, getattr(module, name)))
+                setattr(module, name, value)
+        yield
+    finally:
+        for kind, name, old in reversed(saved):
+            if kind == "param":
+                module._parameters[name] = old
+            elif kind == "buffer":
+                module._buffers[name] = old
+            else:
+                setattr(module, name, old)
+
+
 @dataclass
 class ModuleCall:
     """One call of a module during a forward pass under a composite.
 
     Attributes:
         module: the module called.
-        x: its (first) input, detached.
+        x: its first input, detached.
         y: its output, detached.
         x_local: a leaf copy of ``x`` from which ``y_local`` was computed, so that the
             module's own gradient can be taken at backward time.
         y_local: the output computed from ``x_local``.
+        xs: every floating-point tensor among its positional inputs, detached (``x`` first).
+        xs_local: the leaf copies of ``xs``.
+        args: the positional inputs, with :data:`SLOT` in place of the tensors of ``xs``.
     """
 
     module: nn.Module
@@ -35,38 +82,83 @@ class ModuleCall:
     y: Tensor
     x_local: Tensor
     y_local: Tensor
+    xs: tuple[Tensor, ...] = ()
+    xs_local: tuple[Tensor, ...] = ()
+    args: tuple[Any, ...] = (SLOT,)
+
+    def __post_init__(self) -> None:
+        if not self.xs:
+            self.xs, self.xs_local = (self.x,), (self.x_local,)
 
     def plain_grad(self, grad_out: Tensor) -> Tensor:
         """The module's ordinary gradient: ``(∂y/∂x)ᵀ grad_out``."""
         (g,) = torch.autograd.grad(self.y_local, self.x_local, grad_out, retain_graph=True)
         return g
 
+    def plain_grads(self, grad_out: Tensor) -> tuple[Tensor, ...]:
+        """The module's ordinary gradient w.r.t. each of ``xs`` (zeros for an unused one)."""
+        gs = torch.autograd.grad(
+            self.y_local, self.xs_local, grad_out, retain_graph=True, allow_unused=True
+        )
+        return tuple(torch.zeros_like(x) if g is None else g for g, x in zip(gs, self.xs))
+
+    def forward_with(
+        self, inputs: tuple[Tensor, ...], params: Mapping[str, Tensor | None] | None = None
+    ) -> Tensor:
+        """The module's output for other ``inputs`` (in place of ``xs``), and optionally other
+        parameters (see :func:`swapped`).
+
+        The module's ``forward`` is called directly, so no hook runs, and in training mode its
+        buffers are swapped for copies (BatchNorm statistics are not updated).
+        """
+        m = self.module
+        values: dict[str, Any] = dict(params or {})
+        if m.training:
+            for name, b in m._buffers.items():
+                if b is not None and name not in values:
+                    values[name] = b.clone()
+        it = iter(t.clone() for t in inputs)  # a copy: in-place modules must not hit leaves
+        args = tuple(next(it) if a is SLOT else a for a in self.args)
+        with swapped(m, values):
+            out = m.forward(*args)
+        assert isinstance(out, Tensor), "rules apply to modules returning one tensor"
+        return out
+
 
 class PropagationRule:
-    """Base class for rules. Subclasses override :meth:`backward`."""
+    """Base class for rules. Subclasses override :meth:`backward`.
 
-    def backward(self, call: ModuleCall, grad_out: Tensor) -> Tensor:
+    ``backward`` returns the gradient w.r.t. the module's first input, or a tuple with one
+    gradient per tensor of ``call.xs`` (``None`` for none).
+    """
+
+    def backward(self, call: ModuleCall, grad_out: Tensor) -> Tensor | tuple[Tensor | None, ...]:
         return call.plain_grad(grad_out)
 
 
 class _Override(torch.autograd.Function):
-    """Returns ``y`` unchanged; its backward asks the rule for the gradient w.r.t. ``x``."""
+    """Returns ``y`` unchanged; its backward asks the rule for the gradients w.r.t. the inputs."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, y: Tensor, rule: PropagationRule, call: ModuleCall) -> Tensor:
-        ctx.rule, ctx.call = rule, call
+    def forward(
+        ctx: Any, rule: PropagationRule, call: ModuleCall, y: Tensor, *xs: Tensor
+    ) -> Tensor:
+        ctx.rule, ctx.call, ctx.n = rule, call, len(xs)
         return y.clone()
 
     @staticmethod
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, None, None, None]:
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         with torch.enable_grad():
             g = ctx.rule.backward(ctx.call, grad_out)
-        return g, None, None, None
+        grads = g if isinstance(g, tuple) else (g, *([None] * (ctx.n - 1)))
+        assert len(grads) == ctx.n, "a rule must give one gradient per tensor input"
+        return (None, None, None, *grads)
 
 
-def override(rule: PropagationRule, x: Tensor, call: ModuleCall) -> Tensor:
-    """The module's output, connected to ``x`` through ``rule``'s backward."""
-    out = _Override.apply(x, call.y, rule, call)
+def override(rule: PropagationRule, x: Tensor | tuple[Tensor, ...], call: ModuleCall) -> Tensor:
+    """The module's output, connected to ``x`` (one input or a tuple) through ``rule``'s backward."""
+    xs = x if isinstance(x, tuple) else (x,)
+    out = _Override.apply(rule, call, call.y, *xs)
     return out  # type: ignore[no-any-return]
 
 
