@@ -296,7 +296,7 @@ REGISTRY: dict[str, MethodSpec] = {
         ),
         MethodSpec(
             "KernelShap",
-            (ArgSpec("n_samples", "int", 25, 1, 100_000, help=_SAMPLES_HELP), _ppe()),
+            (ArgSpec("n_samples", "int", 25, 2, 100_000, help=_SAMPLES_HELP), _ppe()),
             baselines="one",
             summary="Shapley values estimated by weighted linear regression",
         ),
