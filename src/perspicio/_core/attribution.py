@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from perspicio._core.call import Tensors, as_tensors, format_args, normalize_baselines
+from perspicio._core.call import (
+    Tensors,
+    as_tensors,
+    batch_size_of,
+    format_args,
+    normalize_baselines,
+)
 from perspicio._core.forward import run_forward
 from perspicio._core.hooks import check_layer
+from perspicio._core.sites import LayerSite
 from perspicio._core.target import normalize_target
 
 
@@ -62,16 +69,22 @@ class GradientAttribution(Attribution):
         target: Any = None,
         additional_forward_args: Any = None,
     ) -> Tensor:
-        """Completeness error per example: ``sum(attributions) - (f(end) - f(start))``."""
+        """Completeness error per example: ``sum(attributions) - (f(end) - f(start))``.
+
+        ``attributions`` may be a layer's (any number of tensors, one row per example).
+        """
         attrs = as_tensors(attributions, "attributions")
         ends = as_tensors(end_point, "end_point")
-        if len(attrs) != len(ends):
-            raise ValueError(f"attributions has {len(attrs)} tensors but end_point has {len(ends)}")
+        n = batch_size_of(ends, "end_point")
+        sizes = [a.shape[0] if a.dim() else None for a in attrs]
+        if any(size != n for size in sizes):
+            raise ValueError(
+                f"attributions have batch sizes {sizes} but end_point has {n} examples"
+            )
         starts = tuple(
             s.expand_as(e)
             for s, e in zip(normalize_baselines(start_point, ends, "start_point"), ends)
         )
-        n = ends[0].shape[0]
         tgt = normalize_target(target, n)
         args = format_args(additional_forward_args)
         with torch.no_grad():
@@ -97,13 +110,39 @@ class PerturbationAttribution(Attribution):
 class _LayerMixin:
     layer: Any
     device_ids: list[int] | None
+    forward_func: Callable[..., Any]
 
     def _bind_layer(self, forward_func: Any, layer: Any, device_ids: list[int] | None) -> None:
         layers = layer if isinstance(layer, list | tuple) else [layer]
+        if not layers:
+            raise ValueError("layer must be a module or a non-empty list of modules, got []")
         for i, m in enumerate(layers):
             check_layer(forward_func, m, f"layer[{i}]" if isinstance(layer, list) else "layer")
         self.layer = layer
         self.device_ids = device_ids
+
+    def _site(self, to_input: bool = False) -> LayerSite:
+        """The site of this method's layer (of all its layers, when given a list).
+
+        ``device_ids`` default to those of a DataParallel ``forward_func``.
+        """
+        layers = tuple(self.layer) if isinstance(self.layer, list | tuple) else self.layer
+        ids = self.device_ids
+        if ids is None:
+            ids = getattr(self.forward_func, "device_ids", None)
+        return LayerSite(layers, to_input, tuple(ids) if ids else None)
+
+    def _restore(self, groups: Sequence[Tensors]) -> Any:
+        """Per-layer results in Captum's form: a tensor per layer (a tuple where the layer has
+        several), in a list when the method was given a list of layers."""
+        forms = [g[0] if len(g) == 1 else tuple(g) for g in groups]
+        return forms if isinstance(self.layer, list | tuple) else forms[0]
+
+
+def check_single_layer(layer: Any, who: str) -> None:
+    """Only some Layer methods take a list of layers (as in Captum)."""
+    if isinstance(layer, list | tuple):
+        raise TypeError(f"{who} takes a single layer (an nn.Module), got a {type(layer).__name__}")
 
 
 class LayerAttribution(Attribution, _LayerMixin):
@@ -137,5 +176,6 @@ class NeuronAttribution(Attribution, _LayerMixin):
         layer: nn.Module,
         device_ids: list[int] | None = None,
     ) -> None:
+        check_single_layer(layer, type(self).__name__)
         Attribution.__init__(self, forward_func)
         self._bind_layer(forward_func, layer, device_ids)

@@ -8,6 +8,7 @@ Two building blocks serve every Layer and Neuron method:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -51,26 +52,100 @@ def _as_tuple(value: Any) -> tuple[Tensors, bool]:
     )
 
 
+def device_order(
+    devices: Sequence[torch.device], device_ids: Sequence[int] | None
+) -> list[torch.device]:
+    """``devices`` in the order DataParallel split the batch over them (``device_ids``).
+
+    One device needs no order. Several need ``device_ids``, as DataParallel's replicas run in
+    threads and record their shares of the batch in any order.
+    """
+    if len(devices) < 2:
+        return list(devices)
+    if not device_ids:
+        raise ValueError(
+            f"layer values were recorded on several devices ({', '.join(map(str, devices))}): "
+            "pass device_ids (the DataParallel device order) to the attribution method"
+        )
+    by_index = {d.index: d for d in devices}
+    if len(by_index) != len(devices) or any(d.index not in device_ids for d in devices):
+        raise ValueError(
+            f"device_ids {list(device_ids)} do not match the devices the layer ran on: "
+            f"{', '.join(map(str, devices))}"
+        )
+    return [by_index[i] for i in device_ids if i in by_index]
+
+
+def gather(shares: Sequence[Tensors]) -> Tensors:
+    """Per-device shares of a batch, concatenated in order on the first share's device."""
+    if len(shares) == 1:
+        return tuple(shares[0])
+    device = shares[0][0].device
+    return tuple(torch.cat([s[i].to(device) for s in shares]) for i in range(len(shares[0])))
+
+
+def share(values: Tensors, device: torch.device, device_ids: Sequence[int] | None) -> Tensors:
+    """The rows of ``values`` that DataParallel sends to ``device`` (all rows without it).
+
+    DataParallel scatters a batch in ``len(device_ids)`` chunks (``Tensor.chunk``), in order.
+    """
+    if not device_ids or len(device_ids) < 2 or device.index not in device_ids:
+        return values
+    k = list(device_ids).index(device.index)
+    return tuple(v.chunk(len(device_ids))[k].to(device) for v in values)
+
+
 @dataclass
 class Captured:
-    """What :func:`capture` recorded: the last call of each module wins."""
+    """What :func:`capture` or :func:`replace` recorded: the last call of each module wins.
+
+    Under DataParallel each replica records its share of the batch; ``rec[layer]`` gathers the
+    shares in ``device_ids`` order.
+    """
 
     values: dict[nn.Module, Tensors] = field(default_factory=dict)
     is_tuple: dict[nn.Module, bool] = field(default_factory=dict)
     calls: dict[nn.Module, int] = field(default_factory=dict)
+    parts: dict[nn.Module, dict[torch.device, Tensors]] = field(default_factory=dict)
+    device_calls: dict[tuple[nn.Module, torch.device], int] = field(default_factory=dict)
+    device_ids: Sequence[int] | None = None
+    lock: Any = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, layer: nn.Module, tensors: Tensors, is_tuple: bool) -> None:
+        """Store one call's tensors (replicas call this from their own threads)."""
+        device = tensors[0].device
+        with self.lock:
+            self.device_calls[layer, device] = self.device_calls.get((layer, device), 0) + 1
+            self.values[layer] = tensors
+            self.parts.setdefault(layer, {})[device] = tensors
+            self.is_tuple[layer] = is_tuple
+            self.calls[layer] = self.calls.get(layer, 0) + 1
 
     def __getitem__(self, layer: nn.Module) -> Tensors:
+        return gather(self.shares(layer))
+
+    def shares(self, layer: nn.Module) -> list[Tensors]:
+        """What each device recorded for ``layer``, in batch order (one share without DataParallel)."""
         if layer not in self.values:
             raise ValueError(
                 f"layer {type(layer).__name__} was not called during the forward pass; "
                 "is it part of the model's computation?"
             )
-        return self.values[layer]
+        parts = self.parts[layer]
+        return [parts[d] for d in device_order(list(parts), self.device_ids)]
+
+    def calls_per_pass(self, layer: nn.Module) -> int:
+        """How many times ``layer`` ran in one forward pass (on each device)."""
+        return max((c for (m, _), c in self.device_calls.items() if m is layer), default=0)
 
 
 @contextmanager
 def capture(
-    layers: Sequence[nn.Module], inputs: bool = False, leaf: bool = False
+    layers: Sequence[nn.Module],
+    inputs: bool = False,
+    leaf: bool = False,
+    device_ids: Sequence[int] | None = None,
+    connected: bool = False,
 ) -> Iterator[Captured]:
     """Record each layer's output (or positional inputs) during the forward passes run inside.
 
@@ -78,24 +153,38 @@ def capture(
     continues from them, so gradients with respect to the layer are always available and the
     graph before the layer is not kept. Otherwise the recorded tensors stay in the graph.
     Either way the model receives a copy, so in-place operations downstream cannot change
-    what was recorded.
+    what was recorded. Input hooks are put before the layer's other pre-hooks (they record
+    what the layer is given); output hooks after its existing hooks (they record what it
+    returns, e.g. after a propagation rule). ``device_ids`` orders the shares of
+    DataParallel replicas.
+
+    With ``leaf=True, connected=True`` the model continues from ``leaf + (value − value)``
+    instead, still linked to the graph before the layer: gradients w.r.t. several layers,
+    one upstream of another, are then all available.
     """
-    record = Captured()
+    record = Captured(device_ids=device_ids)
 
     def store(layer: nn.Module, value: Any) -> Any:
         tensors, is_tuple = _as_tuple(value)
         if leaf:
-            tensors = tuple(t.detach().requires_grad_(t.is_floating_point()) for t in tensors)
-        record.values[layer] = tensors
-        record.is_tuple[layer] = is_tuple
-        record.calls[layer] = record.calls.get(layer, 0) + 1
+            recorded = tuple(t.detach().requires_grad_(t.is_floating_point()) for t in tensors)
+            if connected:  # the link adds zero to the value but keeps the upstream gradient
+                tensors = tuple(r + (t - t.detach()) for r, t in zip(recorded, tensors))
+            else:
+                tensors = recorded
+            record.record(layer, recorded, is_tuple)
+        else:
+            record.record(layer, tensors, is_tuple)
         copies = tuple(t.clone() for t in tensors)
         return copies if is_tuple else copies[0]
 
     def make_hook(layer: nn.Module) -> RemovableHandle:
+        # keyed by the layer itself: DataParallel calls the hooks with replicas of it
         if inputs:
-            return layer.register_forward_pre_hook(lambda m, a: _pre_store(store, m, a))
-        return layer.register_forward_hook(lambda m, a, out: store(m, out))
+            return layer.register_forward_pre_hook(
+                lambda m, a: _pre_store(store, layer, a), prepend=True
+            )
+        return layer.register_forward_hook(lambda m, a, out: store(layer, out))
 
     with ExitStack() as stack:
         for layer in layers:
@@ -116,31 +205,45 @@ def replace(
     layer: nn.Module,
     values: Tensors | Callable[[Tensors], Tensors],
     inputs: bool = False,
+    call_index: int | None = None,
+    device_ids: Sequence[int] | None = None,
 ) -> Iterator[Captured]:
     """Make ``layer`` return ``values`` (or receive them as its positional inputs).
 
     ``values`` may be a callable that maps the layer's real output (as a tuple) to the
     replacement, e.g. to add noise to an embedding. The replacement tensors are recorded in the
-    yielded :class:`Captured` so gradients can be taken with respect to them.
+    yielded :class:`Captured` so gradients can be taken with respect to them. With
+    ``call_index`` only that call of the layer (counting from 0 inside the ``with`` block) is
+    replaced, e.g. the last call of a reused layer. Under DataParallel (``device_ids``) each
+    replica receives its share of the rows of ``values``.
     """
-    record = Captured()
+    record = Captured(device_ids=device_ids)
+    seen: dict[torch.device, int] = {}  # calls so far, per device (DataParallel replica)
 
     def substitute(value: Any) -> Any:
         tensors, is_tuple = _as_tuple(value)
-        new = values(tensors) if callable(values) else values
+        device = tensors[0].device
+        with record.lock:
+            index = seen.get(device, 0)
+            seen[device] = index + 1
+        if call_index is not None and index != call_index:
+            return None
+        new = tuple(values(tensors)) if callable(values) else share(values, device, device_ids)
         if len(new) != len(tensors):
             raise ValueError(
                 f"replacement for layer {type(layer).__name__} has {len(new)} tensors, the "
                 f"layer has {len(tensors)}"
             )
-        record.values[layer] = tuple(new)
-        record.is_tuple[layer] = is_tuple
-        record.calls[layer] = record.calls.get(layer, 0) + 1
+        record.record(layer, new, is_tuple)
         copies = tuple(t.clone() for t in new)  # in-place ops downstream must not hit leaves
         return copies if is_tuple else copies[0]
 
+    def pre_hook(m: nn.Module, args: tuple[Any, ...]) -> Any:
+        new = substitute(tuple(args))
+        return None if new is None else tuple(_list(new))
+
     if inputs:
-        h = layer.register_forward_pre_hook(lambda m, a: tuple(_list(substitute(tuple(a)))))
+        h = layer.register_forward_pre_hook(pre_hook, prepend=True)
     else:
         h = layer.register_forward_hook(lambda m, a, out: substitute(out))
     with handles(h):

@@ -8,13 +8,50 @@ from perspicio._core.attribution import (
     PerturbationAttribution,
 )
 from perspicio.attr import visualization as visualization
+from perspicio.gradient.activation import LayerActivation, LayerGradientXActivation, NeuronGradient
+from perspicio.gradient.cam import GuidedGradCam, LayerGradCam
 from perspicio.gradient.input_x_gradient import InputXGradient
 from perspicio.gradient.saliency import Saliency
-from perspicio.path.gradient_shap import GradientShap
-from perspicio.path.integrated_gradients import IntegratedGradients
+from perspicio.path.conductance import InternalInfluence, LayerConductance, NeuronConductance
+from perspicio.path.gradient_shap import GradientShap, LayerGradientShap, NeuronGradientShap
+from perspicio.path.integrated_gradients import (
+    IntegratedGradients,
+    LayerIntegratedGradients,
+    NeuronIntegratedGradients,
+)
 from perspicio.path.noise_tunnel import NoiseTunnel, NoiseTunnelType
+from perspicio.perturbation.ablation import FeatureAblation, Occlusion
+from perspicio.perturbation.dataloader import DataLoaderAttribution
+from perspicio.perturbation.kernel_shap import KernelShap
+from perspicio.perturbation.layer_ablation import (
+    LayerFeatureAblation,
+    LayerFeaturePermutation,
+    NeuronFeatureAblation,
+)
+from perspicio.perturbation.lime import Lime, LimeBase
+from perspicio.perturbation.permutation import FeaturePermutation
+from perspicio.perturbation.shapley import ShapleyValues, ShapleyValueSampling
 from perspicio.propagation.deep_lift import DeepLift, DeepLiftShap
-from perspicio.propagation.guided import Deconvolution, GuidedBackprop
+from perspicio.propagation.guided import (
+    Deconvolution,
+    GuidedBackprop,
+    NeuronDeconvolution,
+    NeuronGuidedBackprop,
+)
+from perspicio.propagation.layer_deep_lift import (
+    LayerDeepLift,
+    LayerDeepLiftShap,
+    NeuronDeepLift,
+    NeuronDeepLiftShap,
+)
+from perspicio.propagation.lrp import LRP, LayerLRP
+from perspicio.propagation.lrp_rules import (
+    Alpha1_Beta0_Rule,
+    EpsilonRule,
+    GammaRule,
+    IdentityRule,
+    PropagationRule,
+)
 from perspicio.summary import (
     MSE,
     ClassSummarizer,
@@ -29,6 +66,12 @@ from perspicio.summary import (
     Summarizer,
     SummarizerSingleTensor,
     Var,
+)
+from perspicio.text.embedding import (
+    InterpretableEmbeddingBase,
+    TokenReferenceBase,
+    configure_interpretable_embedding_layer,
+    remove_interpretable_embedding_layer,
 )
 
 __all__ = [
@@ -47,6 +90,16 @@ __all__ = [
     "NoiseTunnelType",
     "PerturbationAttribution",
     "Saliency",
+    # perturbation
+    "DataLoaderAttribution",
+    "FeatureAblation",
+    "FeaturePermutation",
+    "KernelShap",
+    "Lime",
+    "LimeBase",
+    "Occlusion",
+    "ShapleyValueSampling",
+    "ShapleyValues",
     # summaries
     "ClassSummarizer",
     "CommonStats",
@@ -62,4 +115,38 @@ __all__ = [
     "SummarizerSingleTensor",
     "Var",
     "visualization",
+    # layer and neuron
+    "GuidedGradCam",
+    "InternalInfluence",
+    "InterpretableEmbeddingBase",
+    "LayerActivation",
+    "LayerConductance",
+    "LayerDeepLift",
+    "LayerDeepLiftShap",
+    "LayerFeatureAblation",
+    "LayerFeaturePermutation",
+    "LayerGradCam",
+    "LayerGradientShap",
+    "LayerGradientXActivation",
+    "LayerIntegratedGradients",
+    "NeuronConductance",
+    "NeuronDeconvolution",
+    "NeuronDeepLift",
+    "NeuronDeepLiftShap",
+    "NeuronFeatureAblation",
+    "NeuronGradient",
+    "NeuronGradientShap",
+    "NeuronGuidedBackprop",
+    "NeuronIntegratedGradients",
+    "TokenReferenceBase",
+    "configure_interpretable_embedding_layer",
+    "remove_interpretable_embedding_layer",
+    # LRP
+    "Alpha1_Beta0_Rule",
+    "EpsilonRule",
+    "GammaRule",
+    "IdentityRule",
+    "LRP",
+    "LayerLRP",
+    "PropagationRule",
 ]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from perspicio.demo import report
+from perspicio.demo import report, sections
 from perspicio.demo.methods import all_methods
 from perspicio.testing.digits import accuracy, digits_model
 
@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", type=int, default=6, help="test digits to explain")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(1)  # the models here are tiny: intra-op threads only add overhead
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -42,18 +42,32 @@ def main(argv: list[str] | None = None) -> int:
         try:
             attribution, delta = method.run(model, x, target)
         except Exception as exc:  # a broken method must not hide the others
-            rows.append(report.MethodRow(method.name, method.family, 0.0, None, [], error=repr(exc)))
+            rows.append(
+                report.MethodRow(method.name, method.family, 0.0, None, [], error=repr(exc))
+            )
             continue
         seconds = time.perf_counter() - start
         images = []
         for i in range(len(x)):
             name = f"m{k}_{i}.png"
-            report.save_heatmap(attribution[i], x[i], out / name, method.name if i == 0 else "")
+            report.save_heatmap(attribution[i], x[i], out / name, "")
             images.append(name)
         max_delta = None if delta is None else float(delta.abs().max())
         rows.append(report.MethodRow(method.name, method.family, seconds, max_delta, images))
         sys.stdout.write(f"  {method.name:28s} {seconds * 1000:8.1f} ms\n")
-    path = report.write(out, acc, originals, rows, [])
+    extra = []
+    for name, build in [
+        ("metrics", lambda: sections.metrics_section(model, data.x_test[:32], data.y_test[:32])),
+        ("text", sections.text_section),
+    ]:
+        start = time.perf_counter()
+        try:
+            extra.append(build())
+        except Exception as exc:  # the report still shows everything else
+            extra.append(f"<h2>{name}</h2><p>failed: {exc!r}</p>")
+            rows.append(report.MethodRow(name, "section", 0.0, None, [], error=repr(exc)))
+        sys.stdout.write(f"  section {name:20s} {(time.perf_counter() - start) * 1000:8.1f} ms\n")
+    path = report.write(out, acc, originals, rows, extra)
     sys.stdout.write(f"report written to {path}\n")
     return 1 if any(r.error for r in rows) else 0
 

@@ -37,13 +37,22 @@ def save_image(image: Tensor, path: Path, title: str) -> None:
     from perspicio.viz import visualize_image_attr
 
     fig, _ = visualize_image_attr(
-        None, image.permute(1, 2, 0).numpy(), method="original_image", use_pyplot=False, fig_size=(2, 2), title=title
+        None,
+        image.permute(1, 2, 0).numpy(),
+        method="original_image",
+        use_pyplot=False,
+        fig_size=(2, 2),
+        title=title,
     )
     fig.savefig(path, dpi=60, bbox_inches="tight")
 
 
 def write(
-    out_dir: Path, accuracy: float, originals: list[str], rows: list[MethodRow], extra_sections: list[str]
+    out_dir: Path,
+    accuracy: float,
+    originals: list[str],
+    rows: list[MethodRow],
+    extra_sections: list[str],
 ) -> Path:
     """Write ``index.html`` in ``out_dir`` and return its path."""
     esc = html.escape
@@ -70,7 +79,8 @@ Each column is a test digit; each row an attribution method for the predicted cl
 <table><tr><th>method</th>{head}</tr>{"".join(body)}</table>
 <h2>Time and completeness</h2>
 <p>Wall time for the whole batch; the convergence delta is the largest |Σ attribution − (f(x) − f(baseline))|
-over the batch, for methods that have one.</p>
+over the batch, for methods that have one (LRP's includes the relevance its biases absorb, and
+GradientShap's is per random sample, not an error of the expectation).</p>
 <table><tr><th>method</th><th>family</th><th>time (ms)</th><th>max |delta|</th></tr>{timing}</table>
 {"".join(extra_sections)}
 </body></html>

@@ -7,7 +7,8 @@ points of a chunk of steps in one batched forward/backward pass.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -35,7 +36,18 @@ def check_path_args(n_steps: int, method: str, internal_batch_size: int | None =
 def approximation(method: str, n_steps: int) -> tuple[list[float], list[float]]:
     """The points ``α`` in [0, 1] and their weights for ``method`` with ``n_steps`` points."""
     check_path_args(n_steps, method)
-    n = n_steps
+    alphas, weights = _nodes(method, n_steps)
+    return list(alphas), list(weights)
+
+
+@functools.lru_cache(maxsize=64)
+def _nodes(method: str, n: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    # cached: the Gauss-Legendre nodes cost more than a small model's forward pass
+    alphas, weights = _compute_nodes(method, n)
+    return tuple(alphas), tuple(weights)
+
+
+def _compute_nodes(method: str, n: int) -> tuple[list[float], list[float]]:
     if method == "gausslegendre":
         nodes, w = np.polynomial.legendre.leggauss(n)
         return [float(a) for a in (nodes + 1) / 2], [float(x) for x in w / 2]
@@ -51,10 +63,28 @@ def path_points(starts: Tensors, ends: Tensors, alphas: list[float]) -> Tensors:
     """``start + α (end − start)`` for every α, stacked step-major: ``(k * N, ...)``."""
     out = []
     for s, e in zip(starts, ends):
-        s = s.expand_as(e)
         a = torch.tensor(alphas, dtype=e.dtype, device=e.device).view(-1, *([1] * e.dim()))
-        out.append((s.unsqueeze(0) + a * (e - s).unsqueeze(0)).reshape(-1, *e.shape[1:]))
+        s = s.expand_as(e).unsqueeze(0)
+        out.append(torch.addcmul(s, a, e.unsqueeze(0) - s).reshape(-1, *e.shape[1:]))
     return tuple(out)
+
+
+def path_chunks(
+    call: Call,
+    starts: Tensors,
+    ends: Tensors,
+    alphas: list[float],
+    internal_batch_size: int | None = None,
+) -> Iterator[tuple[int, int, Call, Tensors]]:
+    """The path points in order, a chunk of steps at a time: ``(a, b, call, points)``.
+
+    ``call`` is the call repeated ``b - a`` times and ``points`` are the points of steps
+    ``a`` to ``b`` (step-major, ``((b - a) * N, ...)``). A chunk holds at least one step and at
+    most ``internal_batch_size`` rows when that allows more than one step.
+    """
+    n = call.batch_size
+    for a, b in chunks(len(alphas), units_per_chunk(internal_batch_size, n)):
+        yield a, b, call.repeat(b - a), path_points(starts, ends, alphas[a:b])
 
 
 GradFn = Callable[[Call, Tensors], Tensors]
@@ -74,9 +104,9 @@ def path_integral(
     alphas, weights = approximation(method, n_steps)
     n = call.batch_size
     totals: list[Tensor] = []
-    for a, b in chunks(n_steps, units_per_chunk(internal_batch_size, n)):
+    for a, b, sub, points in path_chunks(call, starts, ends, alphas, internal_batch_size):
         k = b - a
-        grads = grad_fn(call.repeat(k), path_points(starts, ends, alphas[a:b]))
+        grads = grad_fn(sub, points)
         for i, g in enumerate(grads):
             w = torch.tensor(weights[a:b], dtype=g.dtype, device=g.device)
             part = (g.reshape(k, n, -1) * w.view(k, 1, 1)).sum(0).reshape(n, *g.shape[1:])

@@ -1,17 +1,23 @@
-"""Integrated Gradients on any site (inputs here; layers and neurons build on ``integrate``)."""
+"""Integrated Gradients on any site: the inputs, a layer, or the inputs with a neuron objective."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from perspicio._core.attribution import GradientAttribution, sum_rows
+from perspicio._core.attribution import (
+    GradientAttribution,
+    LayerAttribution,
+    NeuronAttribution,
+    sum_rows,
+)
 from perspicio._core.call import Call, TensorOrTensors, Tensors, build_call
-from perspicio._core.forward import scores
-from perspicio._core.sites import InputSite, Objective, Site, target_objective
+from perspicio._core.forward import NeuronSelector, check_neuron_selector, scores
+from perspicio._core.sites import InputSite, Objective, Site, neuron_objective, target_objective
 from perspicio.path.integral import check_path_args, path_integral
+from perspicio.path.noise_tunnel import LayerNoise
 
 
 def integrate(
@@ -38,11 +44,16 @@ def integrate(
 
 
 def completeness_delta(
-    forward_func: Any, call: Call, attributions: Tensors, starts: Tensors
+    forward_func: Any,
+    call: Call,
+    attributions: Tensors,
+    starts: Tensors,
+    end_scores: Tensor | None = None,
 ) -> Tensor:
-    """``Σ attributions − (f(inputs) − f(starts))`` per example."""
+    """``Σ attributions − (f(inputs) − f(starts))`` per example (``end_scores`` in place of
+    ``f(inputs)`` when given)."""
     with torch.no_grad():
-        f_end = scores(forward_func, call)
+        f_end = scores(forward_func, call) if end_scores is None else end_scores
         f_start = scores(forward_func, call, starts)
     total = sum_rows(attributions)
     return total - (f_end - f_start).reshape(total.shape).to(total.dtype)
@@ -111,6 +122,173 @@ class IntegratedGradients(GradientAttribution):
 
     def has_convergence_delta(self) -> bool:
         return True
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return self._multiply_by_inputs
+
+
+def input_baselines(call: Call) -> Tensors:
+    """The call's baselines at full shape, in the dtype of integer inputs (token ids)."""
+    return tuple(
+        b if x.is_floating_point() else b.to(x.dtype)
+        for b, x in zip(call.expanded_baselines(), call.inputs)
+    )
+
+
+def check_same_shapes(starts: Tensors, ends: Tensors, what: str) -> None:
+    for s, e in zip(starts, ends):
+        if s.shape != e.shape:
+            raise ValueError(
+                f"the {what} has shape {tuple(s.shape)} for the baselines but "
+                f"{tuple(e.shape)} for the inputs; give baselines of the inputs' shape"
+            )
+
+
+class LayerIntegratedGradients(LayerAttribution, GradientAttribution, LayerNoise):
+    """Integrated Gradients in the space of a layer (Sundararajan et al., 2017,
+    https://arxiv.org/abs/1703.01365).
+
+    The path runs from the layer's values at the baselines to its values at the inputs, and
+    the layer's values are replaced by the path points while the rest of the model runs as
+    usual. This is the standard way to explain text models: attribute to the embedding layer
+    of a model fed with token ids. ``layer`` may be a list of layers, attributed together
+    (each should not be computed only from another one of the list). A layer called several
+    times in one forward pass is attributed at its last call; the earlier calls run unchanged.
+    Wrapped in :class:`~perspicio.attr.NoiseTunnel` with integer inputs, the noise is added to
+    the layer's values at the inputs.
+
+    Example:
+        >>> import torch
+        >>> from perspicio.attr import LayerIntegratedGradients
+        >>> from perspicio.testing import ReLUMLP
+        >>> model = ReLUMLP()
+        >>> lig = LayerIntegratedGradients(model, model.fc2)
+        >>> attr, delta = lig.attribute(torch.randn(2, 6), target=0, return_convergence_delta=True)
+        >>> attr.shape, bool(delta.abs().max() < 1e-3)
+        (torch.Size([2, 8]), True)
+    """
+
+    def __init__(
+        self,
+        forward_func: Any,
+        layer: Any,
+        device_ids: list[int] | None = None,
+        multiply_by_inputs: bool = True,
+    ) -> None:
+        LayerAttribution.__init__(self, forward_func, layer, device_ids)
+        self._multiply_by_inputs = multiply_by_inputs
+
+    def attribute(
+        self,
+        inputs: TensorOrTensors,
+        baselines: Any = None,
+        target: Any = None,
+        additional_forward_args: Any = None,
+        n_steps: int = 50,
+        method: str = "gausslegendre",
+        internal_batch_size: int | None = None,
+        return_convergence_delta: bool = False,
+        attribute_to_layer_input: bool = False,
+        grad_kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        """Integrated gradients of the target output w.r.t. the layer's output (or input).
+
+        Args:
+            baselines: reference inputs (for token ids: reference ids, such as padding).
+            n_steps: number of points on the path.
+            method: the quadrature, as in :class:`IntegratedGradients`.
+            internal_batch_size: rows per forward/backward pass (``None``: all steps at once).
+            attribute_to_layer_input: attribute to the layer's inputs instead of its output.
+            grad_kwargs: passed to ``torch.autograd.grad``.
+        """
+        check_path_args(n_steps, method, internal_batch_size)
+        call = build_call(inputs, target, additional_forward_args, baselines, use_baselines=True)
+        base = input_baselines(call)
+        site = self._site(attribute_to_layer_input)
+        probe = site.probe(self.forward_func, call)
+        bound = site.bind(probe)
+        ends = self.noisy(probe.values)
+        starts = site.values(self.forward_func, call.with_inputs(base))
+        check_same_shapes(starts, ends, "layer's value")
+        objective = target_objective(self.forward_func)
+        attrs = integrate(
+            bound, objective, call, starts, ends, n_steps, method, internal_batch_size,
+            self._multiply_by_inputs, grad_kwargs,
+        )  # fmt: skip
+        result = self._restore(probe.split(attrs))
+        if not return_convergence_delta:
+            return result
+        end_scores = None
+        if ends is not probe.values:  # NoiseTunnel's noise: the end point is the noisy layer
+            with torch.no_grad(), bound.replaced(ends):
+                end_scores = objective(call, call.inputs)
+        return result, completeness_delta(self.forward_func, call, attrs, base, end_scores)
+
+    def has_convergence_delta(self) -> bool:
+        return True
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return self._multiply_by_inputs
+
+
+class NeuronIntegratedGradients(NeuronAttribution, GradientAttribution):
+    """Integrated Gradients of one hidden neuron w.r.t. the inputs (Sundararajan et al., 2017,
+    https://arxiv.org/abs/1703.01365): :class:`IntegratedGradients` with the neuron's value
+    as the objective.
+
+    Example:
+        >>> import torch
+        >>> from perspicio.attr import NeuronIntegratedGradients
+        >>> from perspicio.testing import ReLUMLP
+        >>> model = ReLUMLP()
+        >>> nig = NeuronIntegratedGradients(model, model.fc1)
+        >>> nig.attribute(torch.randn(2, 6), neuron_selector=3).shape
+        torch.Size([2, 6])
+    """
+
+    def __init__(
+        self,
+        forward_func: Any,
+        layer: nn.Module,
+        device_ids: list[int] | None = None,
+        multiply_by_inputs: bool = True,
+    ) -> None:
+        NeuronAttribution.__init__(self, forward_func, layer, device_ids)
+        self._multiply_by_inputs = multiply_by_inputs
+
+    def attribute(
+        self,
+        inputs: TensorOrTensors,
+        neuron_selector: NeuronSelector,
+        baselines: Any = None,
+        additional_forward_args: Any = None,
+        n_steps: int = 50,
+        method: str = "gausslegendre",
+        internal_batch_size: int | None = None,
+        attribute_to_neuron_input: bool = False,
+    ) -> TensorOrTensors:
+        """Integrated gradients of the selected neuron w.r.t. the inputs.
+
+        Args:
+            neuron_selector: an int or a tuple of ints and slices indexing the layer's output
+                after the batch dimension (slices select a group whose values are summed), or
+                a callable mapping the layer's output to one value per example.
+            attribute_to_neuron_input: select the neuron from the layer's input.
+        """
+        check_neuron_selector(neuron_selector)
+        check_path_args(n_steps, method, internal_batch_size)
+        call = build_call(
+            inputs, None, additional_forward_args, baselines, use_baselines=True, require_float=True
+        )
+        site = self._site(attribute_to_neuron_input)
+        objective = neuron_objective(self.forward_func, site, neuron_selector)
+        attrs = integrate(
+            InputSite(), objective, call, call.expanded_baselines(), call.inputs, n_steps, method,
+            internal_batch_size, self._multiply_by_inputs,
+        )  # fmt: skip
+        return call.restore(attrs)
 
     @property
     def multiplies_by_inputs(self) -> bool:

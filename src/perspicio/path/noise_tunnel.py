@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from enum import Enum
 from typing import Any
 
@@ -9,8 +11,15 @@ import torch
 from torch import Tensor
 
 from perspicio._core.attribution import Attribution
-from perspicio._core.call import as_tensors, batch_size_of, normalize_distribution
+from perspicio._core.call import (
+    Tensors,
+    as_tensors,
+    batch_size_of,
+    build_call,
+    normalize_distribution,
+)
 from perspicio._core.chunks import check_chunk_size, chunks
+from perspicio._core.sites import LayerSite
 from perspicio.path.gradient_shap import check_samples, per_input_stdevs
 
 
@@ -66,13 +75,52 @@ def _rebuild(flat: list[Tensor], spec: Any) -> Any:
     return kind(out)
 
 
+class LayerNoise:
+    """A Layer method that NoiseTunnel may perturb at its layer instead of at its inputs.
+
+    Noise cannot be added to integer inputs (token ids). For such inputs NoiseTunnel draws the
+    noise in the space of the method's layer (an embedding, say) and the method adds it to the
+    layer's values at the inputs (see :meth:`noisy`); baselines stay clean.
+    """
+
+    _noise: Tensors | None = None
+
+    def noise_site(self, kwargs: dict[str, Any]) -> LayerSite:
+        """Where the noise goes, given the ``attribute`` keyword arguments."""
+        site: LayerSite = self._site(bool(kwargs.get("attribute_to_layer_input", False)))  # type: ignore[attr-defined]
+        if len(site.layers) != 1:
+            raise ValueError(
+                "NoiseTunnel puts the noise for integer inputs on the method's layer: "
+                "give the method a single layer"
+            )
+        return site
+
+    @contextmanager
+    def layer_noise(self, noise: Tensors) -> Iterator[None]:
+        """Inside the block, :meth:`noisy` adds ``noise`` to the layer's values."""
+        self._noise = noise
+        try:
+            yield
+        finally:
+            self._noise = None
+
+    def noisy(self, values: Tensors) -> Tensors:
+        """The layer's values at the inputs, plus NoiseTunnel's noise when there is some."""
+        if self._noise is None:
+            return values
+        return tuple(v + e.to(v.dtype) for v, e in zip(values, self._noise))
+
+
 class NoiseTunnel(Attribution):
     """Averages attributions over noisy copies of the inputs.
 
     SmoothGrad (Smilkov et al., 2017, https://arxiv.org/abs/1706.03825) takes the mean,
     SmoothGrad² the mean of squares, and VarGrad (Adebayo et al., 2018,
     https://arxiv.org/abs/1810.03307) the variance of the attributions of ``nt_samples``
-    copies of each input with Gaussian noise of standard deviation ``stdevs``.
+    copies of each input with Gaussian noise of standard deviation ``stdevs``. Integer inputs
+    (token ids) cannot take noise: around a method that supports it
+    (:class:`LayerIntegratedGradients`, see :class:`LayerNoise`) their noise goes on the
+    method's layer (the embedding) instead.
 
     Example:
         >>> import torch
@@ -134,6 +182,7 @@ class NoiseTunnel(Attribution):
         xs = as_tensors(inputs)
         n = batch_size_of(xs)
         sds = per_input_stdevs(stdevs, len(xs))
+        layer_noise, sds = self._layer_noise(xs, nt_samples, sds, kwargs)
         noise = self._noise(xs, nt_samples, sds)
         picks = self._baseline_picks(kwargs, xs, n, nt_samples, draw_baseline_from_distrib)
         want_delta = bool(kwargs.get("return_convergence_delta", False))
@@ -149,7 +198,8 @@ class NoiseTunnel(Attribution):
             kw = {key: _expand(v, n, k, key == "target") for key, v in kwargs.items()}
             if picks is not None:
                 kw["baselines"] = tuple(p[:, a:b].reshape(n * k, *p.shape[2:]) for p in picks)
-            out = self.attribution_method.attribute(noisy if is_tuple else noisy[0], **kw)
+            with self._noisy_layer(layer_noise, a, b):
+                out = self.attribution_method.attribute(noisy if is_tuple else noisy[0], **kw)
             if want_delta:
                 out, delta = out
                 deltas.append(delta.reshape(n, k))
@@ -170,6 +220,41 @@ class NoiseTunnel(Attribution):
         result = _rebuild(agg, spec)
         return (result, torch.cat(deltas, dim=1).reshape(-1)) if want_delta else result
 
+    def _layer_noise(
+        self, xs: Tensors, nt_samples: int, sds: tuple[float, ...], kwargs: dict[str, Any]
+    ) -> tuple[list[Tensor] | None, tuple[float, ...]]:
+        """Noise at the wrapped method's layer for integer inputs that ask for noise.
+
+        Returns ``(N, nt_samples, ...)`` noise per layer tensor (``None`` when no input needs
+        it) and the standard deviations left for the inputs themselves.
+        """
+        method = self.attribution_method
+        wanted = {s for x, s in zip(xs, sds) if not x.is_floating_point() and s > 0}
+        if not wanted or not isinstance(method, LayerNoise):
+            return None, sds  # _noise explains that integer inputs cannot take noise
+        if len(wanted) > 1:
+            raise ValueError(
+                f"integer inputs get their noise at the layer, so they need one stdev; got "
+                f"{sorted(wanted)}"
+            )
+        site = method.noise_site(kwargs)
+        call = build_call(xs, None, kwargs.get("additional_forward_args"))
+        values = site.values(self.forward_func, call)
+        sd = wanted.pop()
+        noise = [
+            torch.randn((len(v), nt_samples, *v.shape[1:]), dtype=v.dtype, device=v.device) * sd
+            for v in values
+        ]
+        return noise, tuple(s if x.is_floating_point() else 0.0 for x, s in zip(xs, sds))
+
+    def _noisy_layer(self, noise: list[Tensor] | None, a: int, b: int) -> Any:
+        """The wrapped method's layer noise for samples ``a`` to ``b`` (example-major rows)."""
+        if noise is None:
+            return nullcontext()
+        assert isinstance(self.attribution_method, LayerNoise)
+        share = tuple(e[:, a:b].reshape(-1, *e.shape[2:]) for e in noise)
+        return self.attribution_method.layer_noise(share)
+
     @staticmethod
     def _noise(xs: tuple[Tensor, ...], nt_samples: int, sds: tuple[float, ...]) -> list[Tensor]:
         """Noise for every copy, drawn up front: ``(N, nt_samples, ...)`` per input."""
@@ -180,7 +265,8 @@ class NoiseTunnel(Attribution):
                 if sd > 0:
                     raise TypeError(
                         "NoiseTunnel cannot add noise to integer inputs; set stdevs=0 for them "
-                        "or attribute to an embedding layer"
+                        "or wrap LayerIntegratedGradients on the embedding layer, which takes "
+                        "the noise there"
                     )
                 out.append(torch.zeros(shape, dtype=x.dtype, device=x.device))
             else:

@@ -1,4 +1,4 @@
-"""DeepLift (Rescale rule) and DeepLiftShap."""
+"""DeepLift (Rescale rule) and DeepLiftShap, and the DeepLift engine for any site and objective."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from perspicio._core.attribution import GradientAttribution, sum_rows
 from perspicio._core.call import Call, TensorOrTensors, Tensors, build_call, normalize_distribution
 from perspicio._core.forward import forward_call
-from perspicio._core.hooks import grad, leaves
+from perspicio._core.sites import InputSite, Objective, Site, target_objective
 from perspicio.propagation.composite import Composite
 from perspicio.propagation.rules import deeplift_rules
 
@@ -46,24 +46,79 @@ def deeplift_multipliers(
     eps: float,
     score_fn: Callable[[Any, Call], Tensor] | None = None,
 ) -> tuple[Tensors, Tensor, Tensor]:
-    """DeepLift multipliers w.r.t. the inputs, with ``f(x)`` and ``f(ref)`` per example.
+    """DeepLift multipliers w.r.t. the inputs, with ``f(x)`` and ``f(ref)`` per example."""
+    objective = target_objective(model)
+    if score_fn is not None:
+        objective = lambda c, inputs: score_fn(forward_call(model, c, inputs), c)  # noqa: E731
+    mult, _, _, f_x, f_ref = deeplift_at(model, InputSite(), objective, call, refs, eps)
+    return mult, f_x, f_ref
+
+
+def deeplift_at(
+    model: nn.Module,
+    site: Site,
+    objective: Objective,
+    call: Call,
+    refs: Tensors,
+    eps: float,
+    grad_kwargs: dict[str, Any] | None = None,
+) -> tuple[Tensors, Tensors, Tensors, Tensor, Tensor]:
+    """DeepLift multipliers of ``objective`` at ``site``.
 
     The inputs and their references run through the model together (2N rows) so that each
     non-linearity sees both; the Rescale rules then replace its gradient by ``Δy / Δx``.
+    Returns the multipliers, the site's values at the inputs and at the references, and the
+    objective at the inputs and at the references.
     """
     n = call.batch_size
-    both = call.repeat(2)
-    x = leaves(tuple(torch.cat([i, r.expand_as(i)]) for i, r in zip(call.inputs, refs)))
-    with torch.enable_grad(), Composite(deeplift_rules(eps)).context(model):
-        out = forward_call(model, both, x)
-        if score_fn is not None:
-            out = score_fn(out, both)
-        else:
-            out = both.target.select(out)
+    both = call.repeat(2).with_inputs(
+        tuple(torch.cat([x, r.expand_as(x)]) for x, r in zip(call.inputs, refs))
+    )
+    seen: list[Tensor] = []
+
+    def first_half(c: Call, inputs: Tensors) -> Tensor:
+        out = objective(c, inputs)
         if out.dim() == 0:
             raise ValueError("DeepLift needs one output per example, the model returned a scalar")
-        grads = grad(out[:n], x)
-    return tuple(g[:n] for g in grads), out[:n].detach(), out[n:].detach()
+        seen.append(out.detach())
+        return out[:n]
+
+    with torch.enable_grad(), Composite(deeplift_rules(eps)).context(model):
+        grads, values, _ = site.grads_and_values(first_half, both, grad_kwargs)
+    out = seen[-1]
+    return (
+        tuple(g[:n] for g in grads),
+        tuple(v[:n] for v in values),
+        tuple(v[n:] for v in values),
+        out[:n],
+        out[n:],
+    )
+
+
+def combine(
+    mult: Tensors,
+    inputs: Tensors,
+    refs: Tensors,
+    custom: Callable[..., Any] | None,
+    multiply_by_inputs: bool,
+) -> Tensors:
+    """Attributions from multipliers: ``custom_attribution_func``, or ``m × (x − ref)``."""
+    if custom is not None:
+        return call_custom_attribution_func(custom, mult, inputs, refs)
+    if not multiply_by_inputs:
+        return mult
+    return tuple(m * (x - r) for m, x, r in zip(mult, inputs, refs))
+
+
+def shap_rows(call: Call, dist: Tensors) -> tuple[Call, Tensors]:
+    """Every example paired with every baseline: row ``i * B + j`` is example i, baseline j."""
+    n, b = call.batch_size, dist[0].shape[0]
+    refs = tuple(d.repeat(n, *([1] * (d.dim() - 1))) for d in dist)
+    return call.repeat(b, interleave=True), refs
+
+
+def mean_over_baselines(attrs: Tensors, n: int) -> Tensors:
+    return tuple(a.reshape(n, -1, *a.shape[1:]).mean(1) for a in attrs)
 
 
 class DeepLift(GradientAttribution):
@@ -129,11 +184,7 @@ class DeepLift(GradientAttribution):
     def _combine(
         self, mult: Tensors, inputs: Tensors, refs: Tensors, custom: Callable[..., Any] | None
     ) -> Tensors:
-        if custom is not None:
-            return call_custom_attribution_func(custom, mult, inputs, refs)
-        if not self._multiply_by_inputs:
-            return mult
-        return tuple(m * (x - r) for m, x, r in zip(mult, inputs, refs))
+        return combine(mult, inputs, refs, custom, self._multiply_by_inputs)
 
     def has_convergence_delta(self) -> bool:
         return True
@@ -170,14 +221,10 @@ class DeepLiftShap(DeepLift):
     ) -> TensorOrTensors | tuple[TensorOrTensors, Tensor]:
         """Mean DeepLift attribution over every baseline in ``baselines`` (``(B, ...)``)."""
         call = build_call(inputs, target, additional_forward_args, require_float=True)
-        dist = normalize_distribution(baselines, call.inputs)
-        n, b = call.batch_size, dist[0].shape[0]
-        rows = call.repeat(b, interleave=True)  # row i * b + j: example i, baseline j
-        refs = tuple(d.repeat(n, *([1] * (d.dim() - 1))) for d in dist)
+        rows, refs = shap_rows(call, normalize_distribution(baselines, call.inputs))
         mult, f_x, f_ref = deeplift_multipliers(self.model, rows, refs, self.eps)
         attrs = self._combine(mult, rows.inputs, refs, custom_attribution_func)
-        means = tuple(a.reshape(n, b, *a.shape[1:]).mean(1) for a in attrs)
-        result = call.restore(means)
+        result = call.restore(mean_over_baselines(attrs, call.batch_size))
         if not return_convergence_delta:
             return result
         return result, sum_rows(attrs) - (f_x - f_ref).to(attrs[0].dtype)

@@ -1,0 +1,1 @@
+"""Helpers for text models: interpretable embedding layers and token reference baselines."""
