@@ -10,7 +10,6 @@ import torch
 from torch import Tensor
 
 from perspicio._core.call import Call, Tensors
-from perspicio._core.target import Target
 
 
 def _takes_no_args(fn: Callable[..., Any]) -> bool:
@@ -103,7 +102,3 @@ def check_neuron_selector(selector: Any) -> None:
     raise TypeError(
         f"neuron_selector must be an int, a tuple of ints/slices or a callable, got {selector!r}"
     )
-
-
-def no_target() -> Target:
-    return Target()

@@ -173,12 +173,6 @@ class LayerSite:
         """The layer's activations for ``call`` (no graph kept)."""
         return self.probe(forward_func, call).values
 
-    def is_tuple(self, forward_func: Callable[..., Any], call: Call) -> bool:
-        with torch.no_grad(), self.capture() as rec:
-            forward_call(forward_func, call)
-        rec[self.layers[0]]
-        return rec.is_tuple[self.layers[0]]
-
     @contextmanager
     def replaced(self, values: Tensors) -> Iterator[None]:
         """Every layer of the site returns (or receives) its share of ``values``."""
