@@ -1,0 +1,1 @@
+"""Benchmarks: perspicio side by side with Captum and with the model's own floor."""
