@@ -25,6 +25,9 @@ from perspicio._core.target import normalize_target
 class Attribution:
     """An attribution method bound to a model (or any forward function)."""
 
+    # set per instance by methods with a ``multiply_by_inputs`` constructor argument
+    _multiply_by_inputs: bool = False
+
     def __init__(self, forward_func: Callable[..., Any]) -> None:
         if not callable(forward_func):
             raise TypeError(
@@ -49,7 +52,7 @@ class Attribution:
     @property
     def multiplies_by_inputs(self) -> bool:
         """Whether attributions are multiplied by ``inputs - baselines`` (global attribution)."""
-        return False
+        return self._multiply_by_inputs
 
     @classmethod
     def get_name(cls) -> str:
@@ -102,9 +105,7 @@ def sum_rows(tensors: Tensors) -> Tensor:
 class PerturbationAttribution(Attribution):
     """An attribution method that only evaluates the model on perturbed inputs."""
 
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return True
+    _multiply_by_inputs = True
 
 
 class _LayerMixin:

@@ -104,10 +104,6 @@ class LayerGradientXActivation(LayerAttribution, GradientAttribution):
             [tuple(g * v for g, v in zip(gs, vs)) for gs, vs in zip(grads, values)]
         )
 
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
-
 
 class NeuronGradient(NeuronAttribution, GradientAttribution):
     """The gradient of one hidden neuron (or a group of them) w.r.t. the inputs.

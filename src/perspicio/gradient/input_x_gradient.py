@@ -20,6 +20,8 @@ class InputXGradient(GradientAttribution):
         torch.Size([2, 6])
     """
 
+    _multiply_by_inputs = True
+
     def attribute(
         self, inputs: TensorOrTensors, target: Any = None, additional_forward_args: Any = None
     ) -> TensorOrTensors:
@@ -27,7 +29,3 @@ class InputXGradient(GradientAttribution):
         call = build_call(inputs, target, additional_forward_args, require_float=True)
         grads, _ = InputSite().grads(target_objective(self.forward_func), call)
         return call.restore(g * x for g, x in zip(grads, call.inputs))
-
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return True

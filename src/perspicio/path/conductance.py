@@ -300,7 +300,3 @@ class NeuronConductance(NeuronAttribution, GradientAttribution):
             internal_batch_size, self._multiply_by_inputs,
         )  # fmt: skip
         return call.restore(attrs)
-
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs

@@ -159,10 +159,6 @@ class GradientShap(GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
-
 
 class LayerGradientShap(LayerAttribution, GradientAttribution):
     """GradientShap at a layer (Lundberg & Lee, 2017, https://arxiv.org/abs/1705.07874).
@@ -231,10 +227,6 @@ class LayerGradientShap(LayerAttribution, GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
-
 
 class NeuronGradientShap(NeuronAttribution, GradientAttribution):
     """GradientShap of one hidden neuron w.r.t. the inputs (Lundberg & Lee, 2017,
@@ -294,10 +286,6 @@ class NeuronGradientShap(NeuronAttribution, GradientAttribution):
             call, dist, n_samples, sds, internal_batch_size, self._multiply_by_inputs,
         )  # fmt: skip
         return call.restore(attrs)
-
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
 
 
 def _shap_call(

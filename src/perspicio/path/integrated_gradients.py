@@ -123,10 +123,6 @@ class IntegratedGradients(GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
-
 
 def input_baselines(call: Call) -> Tensors:
     """The call's baselines at full shape, in the dtype of integer inputs (token ids)."""
@@ -228,10 +224,6 @@ class LayerIntegratedGradients(LayerAttribution, GradientAttribution, LayerNoise
     def has_convergence_delta(self) -> bool:
         return True
 
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
-
 
 class NeuronIntegratedGradients(NeuronAttribution, GradientAttribution):
     """Integrated Gradients of one hidden neuron w.r.t. the inputs (Sundararajan et al., 2017,
@@ -289,7 +281,3 @@ class NeuronIntegratedGradients(NeuronAttribution, GradientAttribution):
             internal_batch_size, self._multiply_by_inputs,
         )  # fmt: skip
         return call.restore(attrs)
-
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs

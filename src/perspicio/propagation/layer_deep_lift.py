@@ -212,10 +212,6 @@ class NeuronDeepLift(NeuronAttribution, GradientAttribution):
         mult, _, _, _, _ = deeplift_at(self.model, InputSite(), objective, call, refs, self.eps)
         return combine(mult, call.inputs, refs, custom, self._multiply_by_inputs)
 
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
-
 
 class NeuronDeepLiftShap(NeuronDeepLift):
     """NeuronDeepLift averaged over a distribution of baselines (Lundberg & Lee, 2017,
