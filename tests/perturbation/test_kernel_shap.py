@@ -141,7 +141,7 @@ def test_coalition_sampling_follows_the_shapley_kernel() -> None:
     p = Problem(call, masks, FeatureGroups.build(masks, call.inputs), width, 20000, 2)
     torch.manual_seed(0)
     z = _shapley_coalitions(p)
-    assert z.shape == (2, 20000, 6)
+    assert z.shape == (1, 20000, 6)  # shared by the two surrogates
     assert z[:, 0].all() and not z[:, 1].any()
     sizes = z[:, 2:].sum(2).reshape(-1)
     freq = torch.bincount(sizes, minlength=7).double() / sizes.numel()
@@ -150,6 +150,17 @@ def test_coalition_sampling_follows_the_shapley_kernel() -> None:
     assert freq[6] == 0
     per_feature = z[:, 2:].double().mean((0, 1))  # symmetric across features
     assert float(per_feature.max() - per_feature.min()) < 0.02
+
+
+def test_an_example_gets_the_result_it_gets_alone() -> None:
+    """Shared coalitions: with the same seed, the batch does not change an example's result."""
+    model, x = ReLUMLP(), _x(5, 6, seed=19)
+    torch.manual_seed(4)
+    batch = KernelShap(model).attribute(x, target=1, n_samples=40)
+    for i in (0, 4):
+        torch.manual_seed(4)
+        alone = KernelShap(model).attribute(x[i : i + 1], target=1, n_samples=40)
+        torch.testing.assert_close(batch[i : i + 1], alone, atol=1e-5, rtol=1e-5)
 
 
 def test_captum_helpers() -> None:

@@ -136,13 +136,14 @@ def test_batched_kernel_and_inputs_equal_per_sample_helpers(mode: str, rows: int
     z = bernoulli(p)
     kernel = lime_mod.get_exp_kernel_similarity_function(mode, kernel_width=0.7)
     weights = kernel.batched(
-        x=p.call.inputs, base=p.call.expanded_baselines(), groups=p.groups, z=z
+        x=p.call.inputs, base=p.call.expanded_baselines(), groups=p.groups, z=z, rows=rows
     )  # type: ignore[attr-defined]
+    assert z.shape == (1, 7, 3) and weights.shape == (rows, 7)
     stacked = Coalitions(p, z).inputs(0, 7)[0].reshape(7, 3, 6)
     for r in range(rows):
         inp = x if rows == 1 else x[r : r + 1]
         for s in range(7):
-            sample = z[r, s].long().unsqueeze(0)
+            sample = z[0, s].long().unsqueeze(0)
             pert = lime_mod.default_from_interp_rep_transform(
                 sample, inp, feature_mask=mask, baselines=torch.tensor(0.3)
             )
@@ -388,6 +389,21 @@ def test_same_seed_same_result_and_rng_is_used() -> None:
     c = lime.attribute(x, target=0, n_samples=15)
     torch.testing.assert_close(a, b, atol=0, rtol=0)
     assert not torch.equal(a, c)
+
+
+def test_an_example_gets_the_result_it_gets_alone() -> None:
+    """The coalitions are shared by the batch: with the same seed, an example's attributions
+    do not depend on the other examples."""
+    model, x = ReLUMLP(), _x(5, 6, seed=18)
+    for surrogate in (None, TorchLinearRegression()):
+        lime = Lime(model, interpretable_model=surrogate)
+        torch.manual_seed(3)
+        batch = lime.attribute(x, target=1, n_samples=40)
+        for i in (0, 3):
+            torch.manual_seed(3)
+            alone = lime.attribute(x[i : i + 1], target=1, n_samples=40)
+            # (the lasso iterates until every row converges: its rows agree to the tolerance)
+            torch.testing.assert_close(batch[i : i + 1], alone, atol=1e-4, rtol=1e-4)
 
 
 def test_properties() -> None:

@@ -196,6 +196,8 @@ def test_shapley_exact_single_precision_gram_equals_double() -> None:
         ((torch.zeros(5, 3), torch.zeros(5), None), "inputs \\(R, S, M\\)"),
         ((torch.zeros(1, 5, 3), torch.zeros(1, 4), None), "inputs \\(R, S, M\\)"),
         ((torch.zeros(1, 5, 3), torch.zeros(1, 5), torch.ones(1, 4)), "weights must have"),
+        ((torch.zeros(2, 5, 3), torch.zeros(3, 5), None), "inputs \\(R, S, M\\)"),
+        ((torch.zeros(1, 5, 3), torch.zeros(3, 5), torch.ones(2, 5)), "weights must have"),
     ],
 )
 def test_solver_shape_errors(bad: tuple, match: str) -> None:
@@ -254,3 +256,25 @@ def test_wide_shapley_is_the_minimum_norm_constrained_fit() -> None:
         torch.testing.assert_close(coef[r], theta + even, atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(coef.sum(1), y[:, 0] - y[:, 1])
     torch.testing.assert_close(intercept, y[:, 1])
+
+
+@pytest.mark.parametrize("shared_weights", [True, False])
+@pytest.mark.parametrize("samples", [60, 6])  # the Gram and the sample-space forms
+def test_shared_design_equals_the_expanded_one(shared_weights: bool, samples: int) -> None:
+    x, y, w = _data(rows=4, samples=samples, feats=8, binary=True, seed=23)
+    x1, w1 = x[:1], (w[:1] if shared_weights else w)
+    xs, ws = x1.expand(4, -1, -1), w1.expand(4, -1)
+    tight_lasso = functools.partial(su.fit_lasso, tol=1e-12, max_iter=20_000)
+    for solve in (su.fit_least_squares, su.fit_ridge, tight_lasso):
+        shared, expanded = solve(x1, y, w1), solve(xs, y, ws)
+        torch.testing.assert_close(shared, expanded, atol=1e-7, rtol=1e-7)
+    z = x1.bool().clone()
+    z[:, 0], z[:, 1] = True, False
+    shared = su.fit_shapley(z, y, w1)  # (few samples: a near-singular minimum-norm solve)
+    expanded = su.fit_shapley(z.expand(4, -1, -1), y, ws)
+    torch.testing.assert_close(shared, expanded, atol=1e-5, rtol=1e-5)
+    for solve in (su.fit_least_squares, su.fit_ridge):  # the same fits as row by row
+        coef, _ = solve(x1, y, w1)
+        for r in range(4):
+            one, _ = solve(x1, y[r : r + 1], w1[min(r, len(w1) - 1) :][:1])
+            torch.testing.assert_close(coef[r : r + 1], one, atol=1e-7, rtol=1e-7)

@@ -2,11 +2,17 @@
 
 A :class:`Problem` is one call in normal form: the inputs, baselines and target, the feature
 masks and how many surrogates are fitted (one per example, or one for a batch whose model
-returns a single value). Samples are drawn for every surrogate up front, as coalitions over the
-feature groups (:class:`Coalitions`, the fast path) or as model inputs produced by the user's
-functions (:class:`Explicit`); a :class:`SamplePlan` stacks sample ``s`` of every example into
-one perturbation of the sweep engine and collects the outputs; :func:`attributions` lays the
+returns a single value). Samples are drawn up front, as coalitions over the feature groups
+(:class:`Coalitions`, the fast path) or as model inputs produced by the user's functions
+(:class:`Explicit`); a :class:`SamplePlan` stacks sample ``s`` of every example into one
+perturbation of the sweep engine and collects the outputs; :func:`attributions` lays the
 fitted coefficients out in the inputs' shapes.
+
+The fast path draws **one set of coalitions shared by all examples**. Each example's samples
+have exactly the distribution of separate per-example draws (so each example's estimate is
+the same random quantity), an example's result does not depend on the other examples in
+the batch (with the same seed it is the one it gets alone), and where the sample weights are
+shared too (Kernel SHAP) a single Gram matrix and factorisation serve every surrogate.
 """
 
 from __future__ import annotations
@@ -42,7 +48,8 @@ class Problem:
 
 
 class Coalitions:
-    """Samples given as coalitions over the dense features: ``z`` ``(R, S, F)`` bool."""
+    """Samples given as coalitions over the dense features: ``z`` ``(1, S, F)`` bool, shared by
+    every surrogate (or ``(R, S, F)``, one set per surrogate)."""
 
     def __init__(self, problem: Problem, z: Tensor) -> None:
         self.p, self.z = problem, z
@@ -57,10 +64,11 @@ class Coalitions:
         self.zero_base = [not bool(b.any()) for b in problem.baselines]
 
     def _bits(self, on: Tensor, i: int) -> Tensor:
-        """Whether each scalar of input ``i`` is on: ``(k, R or N, *S)`` from ``on`` (k, R, F)."""
+        """Whether each scalar of input ``i`` is on: ``(k, 1 or N, *S)`` from ``on`` (k, 1 or R,
+        F)."""
         dense, index = self.p.groups.dense[i], self.index[i]
         if dense.shape[0] > 1:  # per-example masks
-            return self.p.groups.select(on[:, 0] if self.p.rows == 1 else on)[i]
+            return self.p.groups.select(on[:, 0] if on.shape[1] == 1 else on)[i]
         bits = on if index is None else on.index_select(2, index.to(on.device))
         return bits.reshape(*on.shape[:2], *dense.shape[1:])
 
@@ -80,7 +88,7 @@ class Coalitions:
         return tuple(out)
 
     def design(self) -> tuple[Tensor, Tensor]:
-        """The regression inputs ``(R, S, F)`` and their columns among Captum's ids."""
+        """The regression inputs ``(1 or R, S, F)`` and their columns among Captum's ids."""
         return self.z, self.p.groups.ids
 
 
@@ -132,14 +140,14 @@ class SamplePlan:
 
 
 def bernoulli(p: Problem) -> Tensor:
-    """Uniformly random coalitions ``(R, S, F)`` (Lime's default perturbation).
+    """Uniformly random coalitions ``(1, S, F)``, shared by every surrogate (Lime's default).
 
     Built from random bytes, eight coalition bits per byte (8x fewer random numbers).
     """
     device, f = p.call.inputs[0].device, p.groups.n_features
-    raw = torch.randint(0, 256, (p.rows, p.n_samples, -(-f // 8)), dtype=torch.uint8, device=device)
+    raw = torch.randint(0, 256, (1, p.n_samples, -(-f // 8)), dtype=torch.uint8, device=device)
     bits = torch.arange(8, dtype=torch.uint8, device=device)
-    return ((raw.unsqueeze(3) >> bits) & 1).reshape(p.rows, p.n_samples, -1)[..., :f].bool()
+    return ((raw.unsqueeze(3) >> bits) & 1).reshape(1, p.n_samples, -1)[..., :f].bool()
 
 
 def uniform_subsets(sizes: Tensor, m: int) -> Tensor:
@@ -223,9 +231,9 @@ class Sampler(Protocol):
     """Batched sampling for the default functions: coalitions and their weights."""
 
     def draw(self, p: Problem) -> Tensor:
-        """Coalitions ``(R, S, F)`` (bool) over the dense features of every surrogate."""
+        """Coalitions ``(1, S, F)`` (bool) over the dense features, shared by all surrogates."""
         ...
 
     def weights(self, p: Problem, z: Tensor) -> Tensor:
-        """Sample weights ``(R, S)`` of the coalitions ``z``."""
+        """Sample weights ``(R, S)`` of the coalitions ``z`` (``(1, S)`` where shared)."""
         ...

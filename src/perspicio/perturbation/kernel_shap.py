@@ -18,17 +18,18 @@ from perspicio.perturbation.sweep import AUTO
 
 
 def _shapley_coalitions(p: Problem) -> Tensor:
-    """Kernel SHAP's coalitions: the full and the empty one, then sizes ``k`` drawn with
-    probability ∝ ``(M − 1) / (k (M − k))`` and a uniformly random subset of that size."""
+    """Kernel SHAP's coalitions ``(1, S, M)``, shared by all surrogates: the full and the empty
+    one, then sizes ``k`` drawn with probability ∝ ``(M − 1) / (k (M − k))`` and a uniformly
+    random subset of that size."""
     m, device = p.groups.n_features, p.call.inputs[0].device
     count = p.n_samples if m > 1 else min(p.n_samples, 2)
-    z = torch.zeros(p.rows, count, m, dtype=torch.bool, device=device)
+    z = torch.zeros(1, count, m, dtype=torch.bool, device=device)
     z[:, 0] = True
     rest = count - 2
     if rest > 0:
         k = torch.arange(1, m, device=device, dtype=torch.float64)
-        sizes = 1 + torch.multinomial((m - 1) / (k * (m - k)), p.rows * rest, replacement=True)
-        z[:, 2:] = uniform_subsets(sizes, m).reshape(p.rows, rest, m)
+        sizes = 1 + torch.multinomial((m - 1) / (k * (m - k)), rest, replacement=True)
+        z[0, 2:] = uniform_subsets(sizes, m)
     return z
 
 

@@ -6,11 +6,12 @@ baseline, and a weighted linear model of the outputs on ``z`` is fitted. Its coe
 the attributions.
 
 With the default sampling, transform and similarity functions, nothing runs per sample or
-per example in Python: the coalitions of all examples are drawn up front as one tensor, the
-perturbed inputs are stacked into large forward passes by the sweep engine
-(:mod:`perspicio.perturbation.sweep`, chunk size independent of the results), the LIME kernel
-weights follow from per-group sums, and all examples' surrogates are fitted at once by the
-batched torch solvers of :mod:`perspicio.perturbation.surrogate`. User-supplied functions
+per example in Python: one set of coalitions, shared by all examples, is drawn up front (see
+:mod:`perspicio.perturbation.coalitions`), the perturbed inputs are stacked into large
+forward passes by the sweep engine (:mod:`perspicio.perturbation.sweep`, chunk size
+independent of the results), the LIME kernel weights follow from per-group sums, and all
+examples' surrogates are fitted at once by the batched torch solvers of
+:mod:`perspicio.perturbation.surrogate`. User-supplied functions
 keep Captum's one-sample-at-a-time protocol (only the forward passes are batched), and any
 ``Model`` (e.g. a scikit-learn wrapper) is fitted once per example through its ``fit``.
 """
@@ -89,9 +90,12 @@ class ExpKernel:
             dist = torch.linalg.vector_norm(a - b)
         return math.exp(-(float(dist) ** 2) / (2 * self.kernel_width**2))
 
-    def batched(self, x: Tensors, base: Tensors, groups: FeatureGroups, z: Tensor) -> Tensor:
-        """Weights ``(R, S)`` of coalitions ``z`` ``(R, S, F)`` (``R`` = 1: the whole batch)."""
-        sums = lambda v: group_sums(v, groups, z.shape[0])  # noqa: E731
+    def batched(
+        self, x: Tensors, base: Tensors, groups: FeatureGroups, z: Tensor, rows: int
+    ) -> Tensor:
+        """Weights ``(rows, S)`` of coalitions ``z`` ``(1 or rows, S, F)`` for ``rows``
+        surrogates (one per example, or one for the whole batch)."""
+        sums = lambda v: group_sums(v, groups, rows)  # noqa: E731
         on = z.to(torch.float32)
         if self.distance_mode == "euclidean":
             gap = sums(tuple((a - b) ** 2 for a, b in zip(x, base)))  # (R, F)
@@ -183,7 +187,7 @@ class _LimeSampler:
         return bernoulli(p)
 
     def weights(self, p: Problem, z: Tensor) -> Tensor:
-        return self.kernel.batched(p.call.inputs, p.call.expanded_baselines(), p.groups, z)
+        return self.kernel.batched(p.call.inputs, p.call.expanded_baselines(), p.groups, z, p.rows)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Batched weighted linear regression in torch: the solvers behind LIME and Kernel SHAP.
 
 Each solver fits ``R`` independent models at once from inputs ``x`` ``(R, S, M)``, targets
-``y`` ``(R, S)`` and sample weights ``w`` ``(R, S)``, on the inputs' device: least squares
+``y`` ``(R, S)`` and sample weights ``w`` ``(R, S)``, on the inputs' device. Inputs and weights
+may instead have a first dimension of 1, shared by every row: where both are shared, one
+Gram matrix and one factorisation serve all ``R`` right-hand sides. Least squares
 (minimum norm), ridge and the constrained least squares of Kernel SHAP in closed form
 (Cholesky), the lasso by FISTA (Beck & Teboulle, 2009). Where there are fewer samples than
 features the closed forms work in sample space (an ``S × S`` system) and the lasso
@@ -33,15 +35,20 @@ class Moments(NamedTuple):
 
 
 def _check_batch(x: Tensor, y: Tensor, w: Tensor | None) -> Tensor:
-    if x.dim() != 3 or y.shape != x.shape[:2]:
+    """The weights in double precision, ``(1 or R, S)``, after checking the shapes."""
+    rows, samples = y.shape if y.dim() == 2 else (-1, -1)
+    if x.dim() != 3 or x.shape[1] != samples or x.shape[0] not in (1, rows):
         raise ValueError(
-            f"a batch of regressions needs inputs (R, S, M) and targets (R, S), got "
-            f"{tuple(x.shape)} and {tuple(y.shape)}"
+            f"a batch of regressions needs inputs (R, S, M) (or (1, S, M), shared) and targets "
+            f"(R, S), got {tuple(x.shape)} and {tuple(y.shape)}"
         )
     if w is None:
-        return torch.ones(y.shape, dtype=_SOLVE, device=y.device)
-    if w.shape != y.shape:
-        raise ValueError(f"weights must have the targets' shape {tuple(y.shape)}, got {w.shape}")
+        return torch.ones(x.shape[:2], dtype=_SOLVE, device=y.device)
+    if w.dim() != 2 or w.shape[1] != samples or w.shape[0] not in (1, rows):
+        raise ValueError(
+            f"weights must have the targets' shape {tuple(y.shape)} (or (1, S), shared), got "
+            f"{tuple(w.shape)}"
+        )
     return w.to(_SOLVE)
 
 
@@ -59,20 +66,19 @@ def moments(
 ) -> Moments:
     """Weighted Gram matrix and cross moments of ``R`` problems, centred for an intercept.
 
-    Computed in ``dtype`` (single precision is enough where no minimum-norm solution of a
-    rank-deficient system is needed) and returned in double precision.
+    Computed and returned in ``dtype`` (single precision is enough where no minimum-norm
+    solution of a rank-deficient system is needed).
     """
     wd = _check_batch(x, y, w).to(dtype)
     yd = y.to(dtype)
     w_sum = wd.sum(1)
     if x.dtype == torch.bool:  # coalitions: centre the Gram after the product (fewer passes)
-        return _binary_moments(x, yd, wd, w_sum, fit_intercept)
+        return _binary_moments(x.to(dtype), yd, wd, w_sum, fit_intercept)
     xd, x_mean, yd, y_mean = _centre(x.to(dtype), yd, wd, w_sum, fit_intercept)
     xw = xd * wd.unsqueeze(2)
     gram = xw.transpose(1, 2) @ xd
     cross = (yd.unsqueeze(1) @ xw).squeeze(1)  # row-vector products: a fast path on CPU
-    parts = (gram, cross, (wd * yd * yd).sum(1), x_mean, y_mean, w_sum)
-    return Moments(*(t.to(_SOLVE) for t in parts))
+    return Moments(gram, cross, (wd * yd * yd).sum(1), x_mean, y_mean, w_sum)
 
 
 def _centre(
@@ -89,19 +95,33 @@ def _centre(
 
 def _binary_moments(x: Tensor, y: Tensor, w: Tensor, w_sum: Tensor, fit_intercept: bool) -> Moments:
     """:func:`moments` of 0/1 inputs: ``Σ w x xᵀ − (Σ w) x̄ x̄ᵀ`` (entries are bounded by
-    ``Σ w``, so the subtraction loses little) and ``Σ w x (y − ȳ)`` (``= Σ w (x − x̄)(y − ȳ)``)."""
-    xw = x * w.unsqueeze(2)  # (R, S, M)
-    gram = xw.transpose(1, 2) @ x.to(w.dtype)
-    x_mean = xw.sum(1) / w_sum.unsqueeze(1)
+    ``Σ w``, so the subtraction loses little) and ``Σ w x (y − ȳ)`` (``= Σ w (x − x̄)(y − ȳ)``).
+
+    Inputs shared by all rows (``x`` ``(1, S, M)``) take one matrix product for every row's
+    Gram matrix: ``[w_1 x, …, w_R x]ᵀ x``.
+    """
+    if x.shape[0] == 1:
+        x0 = x[0]
+        if w.shape[0] == 1:
+            gram = ((x0 * w.T).T @ x0).unsqueeze(0)
+        else:
+            n, m = x0.shape
+            scaled = w.T.contiguous().unsqueeze(2) * x0.unsqueeze(1)  # (S, R, M)
+            gram = (scaled.reshape(n, -1).T @ x0).view(-1, m, m)
+        x_sum = w @ x0
+    else:
+        xw = x * w.unsqueeze(2)  # (R, S, M)
+        gram, x_sum = xw.transpose(1, 2) @ x, xw.sum(1)
+    x_mean = x_sum / w_sum.unsqueeze(1)
     y_mean = (w * y).sum(1) / w_sum
     if fit_intercept:
         gram = gram - w_sum.view(-1, 1, 1) * x_mean.unsqueeze(2) * x_mean.unsqueeze(1)
         y = y - y_mean.unsqueeze(1)
     else:
         x_mean, y_mean = torch.zeros_like(x_mean), torch.zeros_like(y_mean)
-    cross = (y.unsqueeze(1) @ xw).squeeze(1)
-    parts = (gram, cross, (w * y * y).sum(1), x_mean, y_mean, w_sum)
-    return Moments(*(t.to(_SOLVE) for t in parts))
+    wy = w * y
+    cross = wy @ x[0] if x.shape[0] == 1 else (wy.unsqueeze(1) @ x).squeeze(1)
+    return Moments(gram, cross, (wy * y).sum(1), x_mean, y_mean, w_sum)
 
 
 class Design(NamedTuple):
@@ -169,8 +189,14 @@ def _diag_scale(diag: Tensor, n: int) -> Tensor:
 
 
 def _solve_psd(a: Tensor, b: Tensor) -> Tensor:
-    """``a⁻¹ b`` for a batch of symmetric positive definite ``a`` (R, K, K), ``b`` (R, K)."""
-    return torch.cholesky_solve(b.unsqueeze(2), torch.linalg.cholesky(a)).squeeze(2)
+    """``a⁻¹ b`` for symmetric positive definite ``a`` (R or 1, K, K) and ``b`` (R, K).
+
+    One matrix for all rows is factorised once and solved with ``R`` right-hand sides.
+    """
+    factor = torch.linalg.cholesky(a)
+    if a.shape[0] == 1 and b.shape[0] > 1:
+        return torch.cholesky_solve(b.T.unsqueeze(0), factor).squeeze(0).T
+    return torch.cholesky_solve(b.unsqueeze(2), factor).squeeze(2)
 
 
 def _ridge_solve(a: Tensor, b: Tensor, ridge: float, n_feat: int) -> Tensor:
@@ -277,45 +303,68 @@ def fit_lasso(
     if bool((qq.abs().amax(1) <= alpha).all()):  # zero satisfies the optimality conditions
         return _finish(torch.zeros_like(qq), mean, _out_dtype(y))
     if not on_data and x.shape[2] <= 128:
-        lip = top_eigenvalue_bound(q).clamp_min(1e-300)
+        lip = _gram_bound(x, w, q, fit_intercept).clamp_min(torch.finfo(q.dtype).tiny)
     else:
-        lip = 1.12 * power_estimate(apply, _random_start((qq.shape[0], 1, qq.shape[1]), qq.device))
-        lip = lip.clamp_min(1e-300)
-    shift = qq.unsqueeze(1) / lip  # q/L, a row (R, 1, M)
+        start = _random_start((qq.shape[0], 1, qq.shape[1]), qq.device).to(qq.dtype)
+        lip = (1.12 * power_estimate(apply, start)).clamp_min(torch.finfo(qq.dtype).tiny)
+    # FISTA on γ = L β (rows (R, 1, M)): the gradient step is γ − γQ/L + q and the soft
+    # threshold is α for every row, whatever its L
+    row_q = qq.unsqueeze(1)
     if on_data:
-        step: Operator = lambda v: v + shift - apply(v) / lip  # noqa: E731
-    else:  # one fused product: (I − Q/L) v + q/L
-        step_matrix = torch.eye(q.shape[-1], dtype=_SOLVE, device=q.device) - q / lip
-        step = lambda v: torch.baddbmm(shift, v, step_matrix)  # noqa: E731  (symmetric)
-    beta = _fista(step, apply, qq, yy, alpha, alpha / lip, max_iter, tol)
-    return _finish(beta.squeeze(1), mean, _out_dtype(y))
+        step: Operator = lambda v: v + row_q - apply(v) / lip  # noqa: E731
+    else:  # one fused product: γ (I − Q/L) + q
+        step_matrix = torch.eye(q.shape[-1], dtype=q.dtype, device=q.device) - q / lip
+        if step_matrix.shape[0] == row_q.shape[0]:
+            step = lambda v: torch.baddbmm(row_q, v, step_matrix)  # noqa: E731  (symmetric)
+        else:  # one matrix for every row: one product of all rows
+            matrix = step_matrix[0]
+            step = lambda v: torch.addmm(qq, v.squeeze(1), matrix).unsqueeze(1)  # noqa: E731
+    gap = lambda g: _lasso_gap(apply, qq, yy, g / lip, alpha)  # noqa: E731
+    gamma = _fista(step, gap, qq, alpha, tol * yy, max_iter)
+    return _finish((gamma / lip).squeeze(1), mean, _out_dtype(y))
+
+
+def _gram_bound(x: Tensor, w: Tensor | None, q: Tensor, fit_intercept: bool) -> Tensor:
+    """Upper bounds ``(R, 1, 1)`` on the largest eigenvalue of each normalised Gram matrix
+    ``Q_r = Σ_s w_rs (x_s − x̄_r)(x_s − x̄_r)ᵀ / Σ_s w_rs``.
+
+    With inputs shared by every row one bound serves all: the weighted scatter about the
+    weighted mean is at most that about any other point, so ``Q_r ≼ (max_s w_rs / Σ_s w_rs)
+    Σ_s (x_s − c)(x_s − c)ᵀ`` with ``c`` the plain mean (or 0 without intercept). It is loose
+    by the ratio of the largest weight to the mean one; rows where that exceeds 1.5 get a
+    bound of their own.
+    """
+    if x.shape[0] != 1 or q.shape[0] == 1 or w is None:
+        return top_eigenvalue_bound(q)
+    x0 = x[0].to(q.dtype)
+    c = x0.mean(0, keepdim=True) if fit_intercept else torch.zeros_like(x0[:1])
+    centred = x0 - c
+    scatter = top_eigenvalue_bound((centred.T @ centred).unsqueeze(0))  # (1, 1, 1)
+    wd = w.to(q.dtype)
+    spread = wd.amax(1) / wd.sum(1).clamp_min(torch.finfo(q.dtype).tiny)  # (R,)
+    bound = scatter * spread.view(-1, 1, 1)
+    loose = spread * x0.shape[0] > 1.5
+    if bool(loose.any()):
+        bound[loose] = torch.minimum(bound[loose], top_eigenvalue_bound(q[loose]))
+    return bound
 
 
 def _fista(
-    step: Operator,
-    apply: Operator,
-    qq: Tensor,
-    yy: Tensor,
-    alpha: float,
-    thresh: Tensor,
-    max_iter: int,
-    tol: float,
+    step: Operator, gap: Operator, qq: Tensor, alpha: float, stop: Tensor, max_iter: int
 ) -> Tensor:
-    """FISTA for ``½ βᵀQβ − qᵀβ + α‖β‖₁`` from zero: ``β`` as rows (R, 1, M); ``step`` is the
-    gradient step ``v − (vQ − q)/L``, ``thresh`` the soft threshold ``α/L``."""
-    beta = torch.zeros(qq.shape[0], 1, qq.shape[1], dtype=qq.dtype, device=qq.device)
-    point, t = beta, 1.0
-    stop = tol * yy
+    """FISTA from zero on rows ``γ`` (R, 1, M): ``step`` is the gradient step, ``α`` the soft
+    threshold; stops once ``gap(γ) <= stop`` for every row (checked now and then)."""
+    gamma = torch.zeros(qq.shape[0], 1, qq.shape[1], dtype=qq.dtype, device=qq.device)
+    point, t = gamma, 1.0
     for k in range(1, max_iter + 1):
-        z = step(point)
-        new = z - torch.clamp(z, -thresh, thresh)  # soft threshold
+        new = torch.nn.functional.softshrink(step(point), alpha)
         t_new = (1 + math.sqrt(1 + 4 * t * t)) / 2
-        point = torch.lerp(beta, new, 1 + (t - 1) / t_new)
-        beta, t = new, t_new
+        point = torch.lerp(gamma, new, 1 + (t - 1) / t_new)
+        gamma, t = new, t_new
         check = k % 10 == 0 or k in (2, 5)  # easy problems stop early
-        if check and bool((_lasso_gap(apply, qq, yy, beta, alpha) <= stop).all()):
+        if check and bool((gap(gamma) <= stop).all()):
             break
-    return beta
+    return gamma
 
 
 def _weighted_gram(x: Tensor, xd: Tensor, w: Tensor) -> Tensor:

@@ -171,7 +171,8 @@ class TorchLinearModel(LinearModel):
         raise NotImplementedError
 
     def fit_batch(self, x: Tensor, y: Tensor, w: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Fit ``R`` models from ``x`` (R, S, M), ``y`` (R, S), ``w`` (R, S).
+        """Fit ``R`` models from ``x`` (R, S, M), ``y`` (R, S), ``w`` (R, S); ``x`` and ``w`` may
+        have a first dimension of 1 (shared by every row).
 
         Returns the coefficients (R, M) and intercepts (R,); the model keeps the last row's
         (its ``linear`` layer is built from them when first needed).
@@ -260,17 +261,18 @@ class ShapleyLinearRegression(TorchLinearModel):
 
 
 def fit_surrogate(model: Any, x: Tensor, y: Tensor, w: Tensor) -> Tensor:
-    """Fit one surrogate per row (``x`` (R, S, M), ``y``, ``w`` (R, S)): ``(R, ·)`` results.
+    """Fit one surrogate per row (``x`` (R or 1, S, M), ``y`` (R, S), ``w`` (R or 1, S)).
 
     Torch models fit all rows at once; any other ``Model`` is fitted row by row through its
-    ``fit(DataLoader)`` and read through ``representation()``, as Captum does.
+    ``fit(DataLoader)`` and read through ``representation()``, as Captum does. Returns the
+    ``(R, ·)`` results.
     """
     if isinstance(model, TorchLinearModel):
         return model.fit_batch(x, y, w)[0]
     x, w = x.to(y.dtype), w.to(y.dtype)
     reps = []
-    for r in range(x.shape[0]):
-        data = TensorDataset(x[r], y[r], w[r])
+    for r in range(y.shape[0]):
+        data = TensorDataset(x[min(r, len(x) - 1)], y[r], w[min(r, len(w) - 1)])
         model.fit(DataLoader(data, batch_size=len(data)))
         reps.append(torch.as_tensor(model.representation()).reshape(-1).to(y.device))
     return torch.stack(reps)
