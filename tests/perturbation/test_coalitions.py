@@ -26,7 +26,7 @@ def _problem(
     return co.Problem(call, masks, FeatureGroups.build(masks, call.inputs), width, n, rows)
 
 
-@pytest.mark.parametrize("n", [50, 3000])  # sorting, and selection sampling
+@pytest.mark.parametrize("n", [50, 3000])
 def test_uniform_subsets_have_the_sizes_and_are_uniform(n: int) -> None:
     torch.manual_seed(0)
     sizes = torch.randint(0, 6, (n,))

@@ -278,3 +278,20 @@ def test_shared_design_equals_the_expanded_one(shared_weights: bool, samples: in
         for r in range(4):
             one, _ = solve(x1, y[r : r + 1], w1[min(r, len(w1) - 1) :][:1])
             torch.testing.assert_close(coef[r : r + 1], one, atol=1e-7, rtol=1e-7)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_lasso_rows_whose_solution_is_zero_are_screened_out(shared: bool) -> None:
+    x, y, w = _data(rows=5, samples=50, feats=6, binary=True, seed=24)
+    if shared:
+        x = x[:1]
+    y[1] = 0.3 + 0.001 * y[1]  # nearly constant: zero is optimal for alpha = 0.1
+    y[3] = 2.0
+    coef, intercept = su.fit_lasso(x, y, w, alpha=0.1, tol=1e-12, max_iter=20_000)
+    assert float(coef[1].abs().max()) == 0 and float(coef[3].abs().max()) == 0
+    assert float(coef[0].abs().max()) > 0
+    for r in range(5):
+        one = su.fit_lasso(x[min(r, len(x) - 1)][None], y[r : r + 1], w[r : r + 1], alpha=0.1,
+                           tol=1e-12, max_iter=20_000)  # fmt: skip
+        torch.testing.assert_close(coef[r : r + 1], one[0], atol=1e-7, rtol=1e-7)
+        torch.testing.assert_close(intercept[r : r + 1], one[1], atol=1e-7, rtol=1e-7)

@@ -74,6 +74,27 @@ def test_auto_chunks_follow_the_memory_budget(monkeypatch: pytest.MonkeyPatch) -
     assert plan.ranges == [(j, j + 1) for j in range(5)]
 
 
+def test_auto_chunks_of_cheap_rows_stay_cache_sized_on_the_cpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = CountingModel(ReLUMLP())
+    x = torch.randn(4, 6)
+    call = build_call(x, target=0)
+    plan = AddPlan(call.inputs, 100)
+    sweep(model_evaluator(model, call), call.inputs, plan)
+    assert plan.ranges == [(0, 100)]  # 400 rows of a few hundred bytes: one pass
+    monkeypatch.setattr(sw, "CPU_CACHE_BYTES", 1)  # at least CPU_MIN_ROWS rows per pass
+    monkeypatch.setattr(sw, "CPU_MIN_ROWS", 40)
+    plan = AddPlan(call.inputs, 25)
+    sweep(model_evaluator(model, call), call.inputs, plan)
+    assert plan.ranges == [(0, 10), (10, 20), (20, 25)]
+    monkeypatch.setattr(sw, "CPU_CACHE_BYTES", 2**30)  # the memory budget still applies
+    monkeypatch.setattr(sw, "BUDGET_BYTES", 1)
+    plan = AddPlan(call.inputs, 3)
+    sweep(model_evaluator(model, call), call.inputs, plan)
+    assert plan.ranges == [(0, 1), (1, 2), (2, 3)]
+
+
 def test_a_batch_level_output_falls_back_to_one_per_pass() -> None:
     model = ReLUMLP()
     x = torch.randn(4, 6)

@@ -104,14 +104,22 @@ class Call:
     def with_inputs(self, inputs: Tensors) -> Call:
         return replace(self, inputs=tuple(inputs))
 
-    def repeat(self, times: int, interleave: bool = False) -> Call:
+    def repeat(self, times: int, interleave: bool = False, inputs: bool = True) -> Call:
         """The call with every per-example value repeated ``times`` times along the batch.
 
         ``interleave=False`` tiles the batch (``[x0, x1, x0, x1]``, used for path steps);
         ``interleave=True`` repeats each example in place (``[x0, x0, x1, x1]``, samples).
+        ``inputs=False`` leaves the inputs and baselines as they are, for callers that
+        build the stacked inputs themselves (only the target and the args are repeated).
         """
         n = self.batch_size
         exp: Callable[[Any], Any] = lambda v: _expand_rows(v, n, times, interleave)  # noqa: E731
+        if not inputs:
+            return replace(
+                self,
+                target=self.target.repeat(times, interleave),
+                args=tuple(exp(a) for a in self.args),
+            )
         baselines = None if self.baselines is None else tuple(exp(b) for b in self.baselines)
         return Call(
             inputs=tuple(exp(x) for x in self.inputs),

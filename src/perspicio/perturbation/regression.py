@@ -24,14 +24,15 @@ _JITTER = 1e-10  # relative diagonal jitter: least squares tends to the minimum-
 
 
 class Moments(NamedTuple):
-    """Weighted second moments of a batch of regression problems (in double precision)."""
+    """Weighted moments of a batch of regression problems (``B`` is 1 for shared inputs and
+    weights, else R)."""
 
-    gram: Tensor  # (R, M, M): Σ_s w_s x̃_s x̃_sᵀ with x̃ centred when there is an intercept
+    gram: Tensor  # (B, M, M): Σ_s w_s x̃_s x̃_sᵀ with x̃ centred when there is an intercept
     cross: Tensor  # (R, M): Σ_s w_s x̃_s ỹ_s
     yy: Tensor  # (R,): Σ_s w_s ỹ_s²
-    x_mean: Tensor  # (R, M): weighted means (zeros without intercept)
+    x_mean: Tensor  # (B, M): weighted means (zeros without intercept)
     y_mean: Tensor  # (R,)
-    w_sum: Tensor  # (R,)
+    w_sum: Tensor  # (B,)
 
 
 def _check_batch(x: Tensor, y: Tensor, w: Tensor | None) -> Tensor:
@@ -69,59 +70,79 @@ def moments(
     Computed and returned in ``dtype`` (single precision is enough where no minimum-norm
     solution of a rank-deficient system is needed).
     """
+    first = first_moments(x, y, w, fit_intercept, dtype)
     wd = _check_batch(x, y, w).to(dtype)
-    yd = y.to(dtype)
+    return first._replace(gram=centred_gram(x, wd, first.x_mean, first.w_sum, fit_intercept))
+
+
+def first_moments(
+    x: Tensor,
+    y: Tensor,
+    w: Tensor | None = None,
+    fit_intercept: bool = True,
+    dtype: torch.dtype = _SOLVE,
+) -> Moments:
+    """:func:`moments` without the Gram matrix (its field is an empty tensor): cheap, and
+    enough to tell whether a lasso's solution is zero."""
+    wd = _check_batch(x, y, w).to(dtype)
+    xd, yd = x.to(dtype), y.to(dtype)
     w_sum = wd.sum(1)
-    if x.dtype == torch.bool:  # coalitions: centre the Gram after the product (fewer passes)
-        return _binary_moments(x.to(dtype), yd, wd, w_sum, fit_intercept)
-    xd, x_mean, yd, y_mean = _centre(x.to(dtype), yd, wd, w_sum, fit_intercept)
-    xw = xd * wd.unsqueeze(2)
-    gram = xw.transpose(1, 2) @ xd
-    cross = (yd.unsqueeze(1) @ xw).squeeze(1)  # row-vector products: a fast path on CPU
-    return Moments(gram, cross, (wd * yd * yd).sum(1), x_mean, y_mean, w_sum)
+    x_mean = _weighted_sum(xd, wd) / w_sum.unsqueeze(1)
+    y_mean = (wd * yd).sum(1) / w_sum
+    if fit_intercept:
+        yd = yd - y_mean.unsqueeze(1)
+    else:
+        x_mean, y_mean = torch.zeros_like(x_mean), torch.zeros_like(y_mean)
+    wy = wd * yd
+    cross = _weighted_sum(xd, wy)  # Σ w x (y − ȳ) = Σ w (x − x̄)(y − ȳ)
+    return Moments(xd.new_empty(0), cross, (wy * yd).sum(1), x_mean, y_mean, w_sum)
+
+
+def _weighted_sum(x: Tensor, w: Tensor) -> Tensor:
+    """``Σ_s w_rs x_s`` ``(R, M)`` for ``x`` ``(1 or R, S, M)`` and ``w`` ``(R, S)``."""
+    if x.shape[0] == 1:
+        return w @ x[0]
+    return (w.unsqueeze(1) @ x).squeeze(1)  # row-vector products: a fast path on CPU
+
+
+def centred_gram(
+    x: Tensor, w: Tensor, x_mean: Tensor, w_sum: Tensor, fit_intercept: bool
+) -> Tensor:
+    """``Σ_s w_s (x_s − x̄)(x_s − x̄)ᵀ`` ``(B, M, M)`` in ``w``'s dtype (no centring without
+    intercept).
+
+    0/1 inputs take ``Σ w x xᵀ − (Σ w) x̄ x̄ᵀ`` (entries are bounded by ``Σ w``, so the
+    subtraction loses little); others are centred first. Inputs shared by all rows
+    (``x`` ``(1, S, M)``) take one matrix product for every row's matrix:
+    ``[w_1 x, …, w_R x]ᵀ x``.
+    """
+    xd = x.to(w.dtype)
+    if x.dtype != torch.bool:
+        centred = xd - x_mean.unsqueeze(1) if fit_intercept else xd
+        return (centred * w.unsqueeze(2)).transpose(1, 2) @ centred
+    if x.shape[0] == 1 and w.shape[0] == 1:
+        gram = ((xd[0] * w.T).T @ xd[0]).unsqueeze(0)
+    elif x.shape[0] == 1:
+        n, m = xd.shape[1:]
+        scaled = w.T.contiguous().unsqueeze(2) * xd[0].unsqueeze(1)  # (S, R, M)
+        gram = (scaled.reshape(n, -1).T @ xd[0]).view(-1, m, m)
+    else:
+        gram = (xd * w.unsqueeze(2)).transpose(1, 2) @ xd
+    if fit_intercept:
+        gram = gram - w_sum.view(-1, 1, 1) * x_mean.unsqueeze(2) * x_mean.unsqueeze(1)
+    return gram
 
 
 def _centre(
     x: Tensor, y: Tensor, w: Tensor, w_sum: Tensor, fit_intercept: bool
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """``x − x̄``, ``x̄`` (R, M), ``y − ȳ``, ``ȳ`` (R,) with weighted means (zero without
+    """``x − x̄``, ``x̄`` (B, M), ``y − ȳ``, ``ȳ`` (R,) with weighted means (zero without
     intercept)."""
     if not fit_intercept:
         return x, x.new_zeros(x.shape[0], x.shape[2]), y, y.new_zeros(y.shape[0])
-    x_mean = (w.unsqueeze(1) @ x).squeeze(1) / w_sum.unsqueeze(1)
+    x_mean = _weighted_sum(x, w) / w_sum.unsqueeze(1)
     y_mean = (w * y).sum(1) / w_sum
     return x - x_mean.unsqueeze(1), x_mean, y - y_mean.unsqueeze(1), y_mean
-
-
-def _binary_moments(x: Tensor, y: Tensor, w: Tensor, w_sum: Tensor, fit_intercept: bool) -> Moments:
-    """:func:`moments` of 0/1 inputs: ``Σ w x xᵀ − (Σ w) x̄ x̄ᵀ`` (entries are bounded by
-    ``Σ w``, so the subtraction loses little) and ``Σ w x (y − ȳ)`` (``= Σ w (x − x̄)(y − ȳ)``).
-
-    Inputs shared by all rows (``x`` ``(1, S, M)``) take one matrix product for every row's
-    Gram matrix: ``[w_1 x, …, w_R x]ᵀ x``.
-    """
-    if x.shape[0] == 1:
-        x0 = x[0]
-        if w.shape[0] == 1:
-            gram = ((x0 * w.T).T @ x0).unsqueeze(0)
-        else:
-            n, m = x0.shape
-            scaled = w.T.contiguous().unsqueeze(2) * x0.unsqueeze(1)  # (S, R, M)
-            gram = (scaled.reshape(n, -1).T @ x0).view(-1, m, m)
-        x_sum = w @ x0
-    else:
-        xw = x * w.unsqueeze(2)  # (R, S, M)
-        gram, x_sum = xw.transpose(1, 2) @ x, xw.sum(1)
-    x_mean = x_sum / w_sum.unsqueeze(1)
-    y_mean = (w * y).sum(1) / w_sum
-    if fit_intercept:
-        gram = gram - w_sum.view(-1, 1, 1) * x_mean.unsqueeze(2) * x_mean.unsqueeze(1)
-        y = y - y_mean.unsqueeze(1)
-    else:
-        x_mean, y_mean = torch.zeros_like(x_mean), torch.zeros_like(y_mean)
-    wy = w * y
-    cross = wy @ x[0] if x.shape[0] == 1 else (wy.unsqueeze(1) @ x).squeeze(1)
-    return Moments(gram, cross, (wy * y).sum(1), x_mean, y_mean, w_sum)
 
 
 class Design(NamedTuple):
@@ -279,7 +300,9 @@ def fit_lasso(
     intercept. All rows are solved together by FISTA with step ``1 / L`` for an upper bound
     ``L`` on the largest eigenvalue of the normalised Gram matrix ``Q``, until every row's
     duality gap is below ``tol · Σ w ỹ² / Σ w`` (scikit-learn's stopping rule) or ``max_iter``
-    iterations. ``Q`` is formed (in single precision for single-precision data) unless there
+    iterations. Rows whose zero coefficients already satisfy the optimality conditions
+    (``|Σ w x̃ ỹ| / Σ w ≤ α`` for every feature) are left out before any Gram matrix is
+    formed. ``Q`` is formed (in single precision for single-precision data) unless there
     are more features than samples or more than 256 features; then ``·Q`` is two products with
     the data.
     """
@@ -293,38 +316,60 @@ def fit_lasso(
         apply: Operator = lambda v: ((v.to(a32.dtype) @ a32_t) @ a32).to(_SOLVE) / n  # noqa: E731
         qq = (d.b.unsqueeze(1) @ d.a).squeeze(1) / n.view(-1, 1)
         yy, mean = (d.b * d.b).sum(1) / n.view(-1), (d.x_mean, d.y_mean)
-    else:
-        double = torch.float64 in (x.dtype, y.dtype)
-        m = moments(x, y, w, fit_intercept, dtype=_SOLVE if double else torch.float32)
-        w_sum = m.w_sum.clamp_min(1e-300)
-        q = m.gram / w_sum.view(-1, 1, 1)  # (R, M, M)
-        apply = lambda v: v @ q  # noqa: E731  (Q is symmetric: v Q = (Q vᵀ)ᵀ)
-        qq, yy, mean = m.cross / w_sum.unsqueeze(1), m.yy / w_sum, (m.x_mean, m.y_mean)
-    if bool((qq.abs().amax(1) <= alpha).all()):  # zero satisfies the optimality conditions
-        return _finish(torch.zeros_like(qq), mean, _out_dtype(y))
-    if not on_data and x.shape[2] <= 128:
-        lip = _gram_bound(x, w, q, fit_intercept).clamp_min(torch.finfo(q.dtype).tiny)
-    else:
-        start = _random_start((qq.shape[0], 1, qq.shape[1]), qq.device).to(qq.dtype)
-        lip = (1.12 * power_estimate(apply, start)).clamp_min(torch.finfo(qq.dtype).tiny)
-    # FISTA on γ = L β (rows (R, 1, M)): the gradient step is γ − γQ/L + q and the soft
-    # threshold is α for every row, whatever its L
+        if bool((qq.abs().amax(1) <= alpha).all()):  # zero satisfies the optimality conditions
+            return _finish(torch.zeros_like(qq), mean, _out_dtype(y))
+        start = _random_start((qq.shape[0], 1, qq.shape[1]), qq.device)
+        lip = (1.12 * power_estimate(apply, start)).clamp_min(1e-300)
+        step: Operator = lambda v: v + qq.unsqueeze(1) - apply(v) / lip  # noqa: E731
+        gap = lambda g: _lasso_gap(apply, qq, yy, g / lip, alpha)  # noqa: E731
+        gamma = _fista(step, gap, qq, alpha, tol * yy, max_iter)
+        return _finish((gamma / lip).squeeze(1), mean, _out_dtype(y))
+    dtype = _SOLVE if torch.float64 in (x.dtype, y.dtype) else torch.float32
+    m = first_moments(x, y, w, fit_intercept, dtype)
+    w_sum = m.w_sum.clamp_min(torch.finfo(dtype).tiny)
+    qq, yy = m.cross / w_sum.unsqueeze(1), m.yy / w_sum
+    coef = torch.zeros_like(qq)
+    busy = qq.abs().amax(1) > alpha  # elsewhere zero satisfies the optimality conditions
+    if bool(busy.any()):
+        rows = None if bool(busy.all()) else busy.nonzero().squeeze(1)
+        pick = lambda t: t if rows is None or t.shape[0] == 1 else t[rows]  # noqa: E731
+        wd = pick(_check_batch(x, y, w).to(dtype))
+        xs, x_mean, w_sum = pick(x), pick(m.x_mean), pick(w_sum)
+        q = centred_gram(xs, wd, x_mean, pick(m.w_sum), fit_intercept) / w_sum.view(-1, 1, 1)
+        beta = _lasso_gram(q, pick(qq), pick(yy), alpha, tol, max_iter, xs, wd, fit_intercept)
+        coef = beta if rows is None else coef.index_copy(0, rows, beta)
+    return _finish(coef, (m.x_mean, m.y_mean), _out_dtype(y))
+
+
+def _lasso_gram(
+    q: Tensor,
+    qq: Tensor,
+    yy: Tensor,
+    alpha: float,
+    tol: float,
+    max_iter: int,
+    x: Tensor,
+    w: Tensor,
+    fit_intercept: bool,
+) -> Tensor:
+    """FISTA with the normalised Gram matrices ``q`` (B, M, M) formed: coefficients (R, M)."""
+    lip = _gram_bound(x, w, q, fit_intercept).clamp_min(torch.finfo(q.dtype).tiny)
+    # FISTA on γ = L β (rows (R, 1, M)): the gradient step is γ − γQ/L + q, fused into one
+    # product γ (I − Q/L) + q, and the soft threshold is α for every row, whatever its L
+    step_matrix = torch.eye(q.shape[-1], dtype=q.dtype, device=q.device) - q / lip
     row_q = qq.unsqueeze(1)
-    if on_data:
-        step: Operator = lambda v: v + row_q - apply(v) / lip  # noqa: E731
-    else:  # one fused product: γ (I − Q/L) + q
-        step_matrix = torch.eye(q.shape[-1], dtype=q.dtype, device=q.device) - q / lip
-        if step_matrix.shape[0] == row_q.shape[0]:
-            step = lambda v: torch.baddbmm(row_q, v, step_matrix)  # noqa: E731  (symmetric)
-        else:  # one matrix for every row: one product of all rows
-            matrix = step_matrix[0]
-            step = lambda v: torch.addmm(qq, v.squeeze(1), matrix).unsqueeze(1)  # noqa: E731
+    step: Operator
+    if step_matrix.shape[0] == row_q.shape[0]:
+        step = lambda v: torch.baddbmm(row_q, v, step_matrix)  # noqa: E731  (symmetric)
+    else:  # one matrix for every row: one product of all rows
+        matrix = step_matrix[0]
+        step = lambda v: torch.addmm(qq, v.squeeze(1), matrix).unsqueeze(1)  # noqa: E731
+    apply = lambda v: v @ q  # noqa: E731  (Q is symmetric: v Q = (Q vᵀ)ᵀ)
     gap = lambda g: _lasso_gap(apply, qq, yy, g / lip, alpha)  # noqa: E731
-    gamma = _fista(step, gap, qq, alpha, tol * yy, max_iter)
-    return _finish((gamma / lip).squeeze(1), mean, _out_dtype(y))
+    return (_fista(step, gap, qq, alpha, tol * yy, max_iter) / lip).squeeze(1)
 
 
-def _gram_bound(x: Tensor, w: Tensor | None, q: Tensor, fit_intercept: bool) -> Tensor:
+def _gram_bound(x: Tensor, w: Tensor, q: Tensor, fit_intercept: bool) -> Tensor:
     """Upper bounds ``(R, 1, 1)`` on the largest eigenvalue of each normalised Gram matrix
     ``Q_r = Σ_s w_rs (x_s − x̄_r)(x_s − x̄_r)ᵀ / Σ_s w_rs``.
 
@@ -334,7 +379,7 @@ def _gram_bound(x: Tensor, w: Tensor | None, q: Tensor, fit_intercept: bool) -> 
     by the ratio of the largest weight to the mean one; rows where that exceeds 1.5 get a
     bound of their own.
     """
-    if x.shape[0] != 1 or q.shape[0] == 1 or w is None:
+    if x.shape[0] != 1 or q.shape[0] == 1:
         return top_eigenvalue_bound(q)
     x0 = x[0].to(q.dtype)
     c = x0.mean(0, keepdim=True) if fit_intercept else torch.zeros_like(x0[:1])

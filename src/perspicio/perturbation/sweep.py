@@ -21,7 +21,8 @@ needs. A Neuron variant passes an ``evaluate`` that reads a neuron instead of th
 ``perturbations_per_eval`` keeps Captum's meaning (at most that many perturbations per
 forward pass). Its default, :data:`AUTO` (the int 1, told apart by identity), or ``None``
 sizes chunks from a memory budget instead: the bytes of the site values and of the leaf
-modules' outputs measured during the unperturbed evaluation, against :func:`memory_budget`.
+modules' outputs measured during the unperturbed evaluation, against :func:`memory_budget`
+(and, on the CPU, against a cache-sized budget for cheap rows: :data:`CPU_CACHE_BYTES`).
 Results never depend on the chunk size. A forward function that returns one value for the
 whole batch (its output does not have the batch size as first dimension) gets one
 perturbation per evaluation; if a batched output turns out not to grow with the batch, the
@@ -54,6 +55,12 @@ Evaluate = Callable[[Tensors, int], Any]
 
 BUDGET_BYTES = 256 * 2**20
 """Memory a forward pass may use when ``perturbations_per_eval`` is left at its default."""
+
+CPU_CACHE_BYTES, CPU_MIN_ROWS = 4 * 2**20, 256
+"""On the CPU, automatic passes also stop at ``CPU_CACHE_BYTES`` of activations unless that
+leaves fewer than ``CPU_MIN_ROWS`` rows: cheap rows (a tabular MLP) run fastest a few hundred
+to a thousand at a time, from cache, while costly rows (images) need the larger passes of the
+memory budget to keep both cores busy in small layers."""
 
 
 class _Auto(int):
@@ -119,12 +126,12 @@ def objective(output: Any, target: Target) -> Any:
     return target.select(output)
 
 
-def _repeated(call: Call) -> Callable[[int], Call]:
+def _repeated(call: Call, inputs: bool = True) -> Callable[[int], Call]:
     cache: dict[int, Call] = {1: call}
 
     def get(k: int) -> Call:
         if k not in cache:
-            cache[k] = call.repeat(k)
+            cache[k] = call.repeat(k, inputs=inputs)
         return cache[k]
 
     return get
@@ -132,7 +139,7 @@ def _repeated(call: Call) -> Callable[[int], Call]:
 
 def model_evaluator(forward_func: Callable[..., Any], call: Call) -> Evaluate:
     """Evaluate perturbed *inputs*: ``forward_func(*values, *args)``, then the target."""
-    repeated = _repeated(call)
+    repeated = _repeated(call, inputs=False)  # the stacked inputs come with each chunk
 
     def evaluate(values: Tensors, k: int) -> Any:
         sub = repeated(k)
@@ -260,9 +267,13 @@ class _Schedule:
             return 1
         if not self.auto:
             return int(self.per_eval)
-        need = self.cost(base) if self.cost is not None else nbytes(values) + activations
+        need = max(1, self.cost(base) if self.cost is not None else nbytes(values) + activations)
         device = values[0].device if values else torch.device("cpu")
-        return max(1, min(total, memory_budget(device) // max(need, 1)))
+        step = memory_budget(device) // need
+        if device.type == "cpu":  # cheap rows: a pass whose activations stay in cache
+            rows = max(CPU_MIN_ROWS, CPU_CACHE_BYTES * n // need)
+            step = min(step, rows // n)
+        return max(1, min(total, step))
 
 
 def _check_fits(out: Tensor, base: Tensor, k: int) -> bool:
