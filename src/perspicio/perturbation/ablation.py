@@ -245,17 +245,14 @@ class Windows:
         at = torch.arange(self.shape[d], device=positions.device)
         return (at >= lo) & (at < lo + self.window[d])
 
-    def boxes(self, index: Tensor) -> Tensor:
-        """``(k, *shape)`` bool: the scalars covered by windows ``index`` (row-major order)."""
-        k, ndim = len(index), len(self.shape)
-        box = torch.ones((k,) + (1,) * ndim, dtype=torch.bool, device=index.device)
-        rest = index
-        for d in reversed(range(ndim)):
-            view = [k] + [1] * ndim
-            view[d + 1] = self.shape[d]
-            box = box & self._spans(d, rest % self.counts[d]).reshape(view)
-            rest = rest // self.counts[d]
-        return box.expand(k, *self.shape)
+    def region(self, index: int) -> tuple[slice, ...]:
+        """The scalars window ``index`` (row-major order) covers, as one slice per dimension."""
+        out = []
+        for d in reversed(range(len(self.shape))):
+            index, position = divmod(index, self.counts[d])
+            lo = position * self.stride[d]
+            out.append(slice(lo, lo + self.window[d]))
+        return tuple(reversed(out))
 
     def coverage(self, device: torch.device) -> Tensor:
         """``shape``: how many windows cover each scalar (at least 1)."""
@@ -268,43 +265,53 @@ class Windows:
 
 class OcclusionPlan:
     """Plan: perturbation ``j`` sets window ``j`` (windows of input 0 first) to the baseline;
-    overlapping windows' differences are averaged per scalar."""
+    overlapping windows' differences are averaged per scalar.
+
+    Windows are boxes, so both directions work on slices: a chunk is ``k`` copies of the
+    inputs with one box each overwritten, and each output difference is added to its box.
+    """
 
     def __init__(self, values: Tensors, baselines: Tensors, windows: Sequence[Windows]) -> None:
-        self.values, self.baselines, self.windows = values, baselines, list(windows)
+        self.values, self.windows = values, list(windows)
+        self.baselines = [  # full-size views: a box of the baseline is a slice of it
+            torch.as_tensor(b, device=x.device).to(x.dtype).expand_as(x)
+            for x, b in zip(values, baselines)
+        ]
         self.offsets = [0]
         for w in self.windows:
             self.offsets.append(self.offsets[-1] + w.n)
         self.total = self.offsets[-1]
         self.sums: list[Tensor] | None = None
 
-    def _boxes(self, start: int, stop: int) -> list[Tensor]:
-        """Per input ``(k, 1, *S)``: the scalars each perturbation of the range covers."""
-        out = []
-        for x, w, lo in zip(self.values, self.windows, self.offsets):
-            box = torch.zeros(stop - start, 1, *x.shape[1:], dtype=torch.bool, device=x.device)
-            a, b = max(start, lo), min(stop, lo + w.n)
-            if a < b:
-                index = torch.arange(a - lo, b - lo, device=x.device)
-                box[a - start : b - start, 0] = w.boxes(index)
-            out.append(box)
-        return out
+    def _mine(self, i: int, start: int, stop: int) -> range:
+        """The perturbations of the range that occlude input ``i``."""
+        lo = self.offsets[i]
+        return range(max(start, lo), min(stop, lo + self.windows[i].n))
 
     def perturb(self, start: int, stop: int) -> Tensors:
-        return perturbed(self.values, self._boxes(start, stop), self.baselines)
+        k, out = stop - start, []
+        for i, (x, base) in enumerate(zip(self.values, self.baselines)):
+            stacked = x.unsqueeze(0).expand(k, *x.shape).clone()  # (k, N, *S)
+            for j in self._mine(i, start, stop):
+                box = (slice(None),) + self.windows[i].region(j - self.offsets[i])
+                stacked[j - start][box] = base[box]
+            out.append(stacked.reshape(k * x.shape[0], *x.shape[1:]))
+        return tuple(out)
 
     def fold(self, start: int, stop: int, evals: Tensor, base: Tensor) -> None:
         diff = base.unsqueeze(0) - evals  # (k, n_out)
         if self.sums is None:
-            self.sums = [base.new_zeros(base.numel(), x[0].numel()) for x in self.values]
-        for i, box in enumerate(self._boxes(start, stop)):
-            flat = box.reshape(stop - start, -1).to(diff.dtype)
-            self.sums[i] += diff.T @ flat.to(diff.device)
+            self.sums = [base.new_zeros(base.numel(), *x.shape[1:]) for x in self.values]
+        for i, sums in enumerate(self.sums):
+            ones = (1,) * (sums.dim() - 1)
+            for j in self._mine(i, start, stop):
+                box = (slice(None),) + self.windows[i].region(j - self.offsets[i])
+                sums[box] += diff[j - start].view(-1, *ones).to(sums.device)
 
     def result(self, base: Tensor) -> Tensors:
-        sums = self.sums or [base.new_zeros(base.numel(), x[0].numel()) for x in self.values]
+        sums = self.sums or [base.new_zeros(base.numel(), *x.shape[1:]) for x in self.values]
         return tuple(
-            (s.to(x.device) / w.coverage(x.device).reshape(1, -1)).reshape(-1, *x.shape[1:])
+            (s.to(x.device) / w.coverage(x.device)).reshape(-1, *x.shape[1:])
             for s, x, w in zip(sums, self.values, self.windows)
         )
 

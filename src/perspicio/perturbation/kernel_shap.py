@@ -58,7 +58,9 @@ class KernelShap(Lime):
     constraints, so the attributions of each example sum exactly (to float rounding) to
     ``f(x) − f(baseline)`` (Captum approximates this with a weight of 10⁶ on the two end
     points). As samples grow the result converges to the Shapley values. ``n_samples``
-    counts the two end points, so it must be at least 2.
+    counts the two end points, so it must be at least 2. One set of coalitions serves every
+    example of the batch (as for :class:`Lime`), so a single Gram matrix and factorisation
+    serve all the fits.
 
     Example:
         >>> import torch

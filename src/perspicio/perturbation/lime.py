@@ -390,7 +390,10 @@ class Lime(LimeBase):
     fitted in torch; Captum's default is ``SkLearnLasso(alpha=0.01)``), ``similarity_func`` the
     exponential kernel on the cosine distance (:func:`get_exp_kernel_similarity_function`) and
     ``perturb_func`` uniformly random coalitions (:func:`default_perturb_func`). With these,
-    all examples' samples are drawn, evaluated and fitted at once (see the module docstring).
+    all examples' samples are drawn, evaluated and fitted at once (see the module docstring),
+    and one set of coalitions serves every example of the batch: each example's samples have
+    the distribution of separate draws, and with the same seed an example gets the result it
+    gets alone, whatever else is in the batch.
 
     Example:
         >>> import torch
