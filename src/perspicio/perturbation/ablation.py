@@ -293,7 +293,7 @@ class OcclusionPlan:
         for i, (x, base) in enumerate(zip(self.values, self.baselines)):
             stacked = x.unsqueeze(0).expand(k, *x.shape).clone()  # (k, N, *S)
             for j in self._mine(i, start, stop):
-                box = (slice(None),) + self.windows[i].region(j - self.offsets[i])
+                box = (slice(None), *self.windows[i].region(j - self.offsets[i]))
                 stacked[j - start][box] = base[box]
             out.append(stacked.reshape(k * x.shape[0], *x.shape[1:]))
         return tuple(out)
@@ -305,7 +305,7 @@ class OcclusionPlan:
         for i, sums in enumerate(self.sums):
             ones = (1,) * (sums.dim() - 1)
             for j in self._mine(i, start, stop):
-                box = (slice(None),) + self.windows[i].region(j - self.offsets[i])
+                box = (slice(None), *self.windows[i].region(j - self.offsets[i]))
                 sums[box] += diff[j - start].view(-1, *ones).to(sums.device)
 
     def result(self, base: Tensor) -> Tensors:
