@@ -17,7 +17,7 @@ from torch import Tensor
 
 from perspicio import attr as ours
 from perspicio import models as our_models
-from perspicio.perturbation import lime as our_lime
+from perspicio.attr._core import lime as our_lime  # the path ported code imports from
 from perspicio.testing import BasicLinearModel, MultiInputModel, ReLUMLP
 
 captum_attr = pytest.importorskip("captum.attr")

@@ -10,7 +10,10 @@ from torch import Tensor
 
 from perspicio._core.call import build_call
 from perspicio.perturbation import coalitions as co
-from perspicio.perturbation.lime import construct_feature_mask, default_from_interp_rep_transform
+from perspicio.perturbation.lime_functions import (
+    construct_feature_mask,
+    default_from_interp_rep_transform,
+)
 from perspicio.perturbation.masks import FeatureGroups
 
 

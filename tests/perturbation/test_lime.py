@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from perspicio.attr import Lime, LimeBase
 from perspicio.models import SkLearnLasso, TorchLasso, TorchLinearRegression
-from perspicio.perturbation import lime as lime_mod
+from perspicio.perturbation import lime_functions as lime_mod
 from perspicio.perturbation.coalitions import Coalitions, Problem, bernoulli
 from perspicio.perturbation.masks import FeatureGroups
 from perspicio.testing import BasicLinearModel, MultiInputModel, ReLUMLP

@@ -11,7 +11,8 @@ from torch import Tensor
 from perspicio._core.call import TensorOrTensors, as_tensors
 from perspicio.path.gradient_shap import check_samples
 from perspicio.perturbation.coalitions import Problem, Sampler, uniform_subsets
-from perspicio.perturbation.lime import Lime, default_from_interp_rep_transform
+from perspicio.perturbation.lime import Lime
+from perspicio.perturbation.lime_functions import default_from_interp_rep_transform
 from perspicio.perturbation.masks import MaskType
 from perspicio.perturbation.surrogate import ShapleyLinearRegression
 from perspicio.perturbation.sweep import AUTO
