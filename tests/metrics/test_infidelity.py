@@ -113,6 +113,27 @@ def test_matches_a_one_at_a_time_reference(normalize: bool) -> None:
     torch.testing.assert_close(result.double(), expected, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize(("per_batch", "passes"), [(None, 1), (8, 3)])
+def test_the_unperturbed_rows_share_the_first_pass(per_batch: int | None, passes: int) -> None:
+    model = CountingModel(ReLUMLP(in_features=4))
+    attributions = torch.randn(4, 4, generator=torch.Generator().manual_seed(4))
+    torch.manual_seed(5)
+    fused = infidelity(model, gaussian, X, attributions, target=1, n_perturb_samples=5,
+                       max_examples_per_batch=per_batch)  # fmt: skip
+    assert model.calls == passes  # 5 samples in chunks of 2 per example: 3 passes
+
+    def double(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        noise, perturbed = gaussian(inputs)  # a dtype the inputs lack: no fusing
+        return noise, perturbed.double()
+
+    model.calls = 0
+    torch.manual_seed(5)
+    apart = infidelity(lambda t: model(t.float()), double, X, attributions, target=1,
+                       n_perturb_samples=5, max_examples_per_batch=per_batch)  # fmt: skip
+    assert model.calls == passes + 1
+    torch.testing.assert_close(fused, apart)
+
+
 def test_normalized_infidelity_ignores_the_attributions_scale() -> None:
     model = ReLUMLP(in_features=4)
     attributions = Saliency(model).attribute(X, target=1, abs=False)

@@ -145,7 +145,8 @@ def infidelity(
     is repeated ``k`` times in place, and returns ``(perturbations, perturbed_inputs)`` (tuples
     for tuple inputs); baselines are passed only when given. The samples are split into
     chunks of ``max_examples_per_batch // N`` samples (at least one), exactly as Captum does, so
-    the same seed gives Captum's draws; the unperturbed output is computed once.
+    the same seed gives Captum's draws; the unperturbed output is computed once, in the same
+    forward pass as the first chunk.
 
     Args:
         perturb_func: draws perturbations; see :func:`infidelity_perturb_func_decorator`.
@@ -183,12 +184,19 @@ def infidelity(
     n = call.batch_size
     chunk_ranges = list(sample_chunks(n_perturb_samples, n, max_examples_per_batch))
     sums: list[Tensor] | None = None
+    f_x: Tensor | None = None
     with torch.no_grad():
-        f_x = scores(forward_func, call)
         for start, stop in chunk_ranges:
             k = stop - start
             pert, perturbed = _perturb(perturb_func, call.inputs, user_baselines, k)
-            f_p = scores(forward_func, call.repeat(k, interleave=True), perturbed)
+            if f_x is None and _fusable(call.inputs, perturbed):
+                # the unperturbed rows ride along with the first chunk: one pass, not two
+                both = scores(forward_func, call.repeat(k + 1, interleave=True),
+                              _with_originals(call.inputs, perturbed, k)).reshape(n, k + 1)  # fmt: skip
+                f_x, f_p = both[:, 0], both[:, 1:].reshape(-1)
+            else:
+                f_x = scores(forward_func, call) if f_x is None else f_x
+                f_p = scores(forward_func, call.repeat(k, interleave=True), perturbed)
             diff = (f_x.repeat_interleave(k) - f_p).reshape(n, k)
             dot = (
                 torch.stack(
@@ -208,6 +216,18 @@ def infidelity(
     aa, ab, bb = sums
     beta = _safe_div(ab, aa)
     return (beta * beta * aa - 2 * beta * ab + bb) / n_perturb_samples
+
+
+def _fusable(inputs: Tensors, perturbed: Tensors) -> bool:
+    return all(x.dtype == p.dtype and x.device == p.device for x, p in zip(inputs, perturbed))
+
+
+def _with_originals(inputs: Tensors, perturbed: Tensors, k: int) -> Tensors:
+    """Each example followed by its ``k`` perturbed copies: ``k + 1`` rows per example."""
+    return tuple(
+        torch.cat([x.unsqueeze(1), p.reshape(x.shape[0], k, *x.shape[1:])], 1).flatten(0, 1)
+        for x, p in zip(inputs, perturbed)
+    )
 
 
 def _terms(dot: Tensor, diff: Tensor, normalize: bool) -> list[Tensor]:
