@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 import torch
@@ -17,7 +19,13 @@ from .conftest import image_visualizer
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
-http = httpx.Client(trust_env=False)  # never through a proxy from the environment
+
+
+@pytest.fixture
+def http() -> Iterator[Any]:
+    """An HTTP client that never goes through a proxy from the environment, closed after."""
+    with httpx.Client(trust_env=False) as client:
+        yield client
 
 
 def _refused(host: str, port: int) -> bool:
@@ -28,7 +36,7 @@ def _refused(host: str, port: int) -> bool:
     return False
 
 
-def test_serve_binds_localhost_on_a_free_port_and_stops() -> None:
+def test_serve_binds_localhost_on_a_free_port_and_stops(http: Any) -> None:
     vis = image_visualizer(n_models=1, n=8)
     url = vis.serve()
     try:
@@ -48,7 +56,7 @@ def test_serve_binds_localhost_on_a_free_port_and_stops() -> None:
     vis.stop()  # stopping twice is harmless
 
 
-def test_serve_on_a_given_port_and_bind_all() -> None:
+def test_serve_on_a_given_port_and_bind_all(http: Any) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -87,7 +95,7 @@ class _Gate(nn.Module):
         return self.linear(x)
 
 
-def test_server_answers_while_an_attribution_computes() -> None:
+def test_server_answers_while_an_attribution_computes(http: Any) -> None:
     model = _Gate()
     data = [Batch(torch.rand(4, 3), torch.tensor([0, 1, 0, 1]))]
     vis = AttributionVisualizer(model, ["a", "b"], [GeneralFeature("x", ["p", "q", "r"])], data)
