@@ -8,7 +8,9 @@ Each family adds its cases in a ``cases_<family>.py`` module next to this one (a
 - chunk invariance (each value of the batching knob gives the same result);
 - no residue after success and after a forced exception (hooks, ``requires_grad``,
   parameters, buffers and train/eval mode unchanged; the inputs untouched);
-- determinism under a seed.
+- determinism under a seed;
+- on a GPU (skipped without one; ``PERSPICIO_TEST_DEVICE=cpu`` runs it on the CPU): the
+  results on the inputs' device, with the CPU's numbers for deterministic methods.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 from typing import Any
 
@@ -119,3 +120,31 @@ def test_no_residue_after_exception(case: Case) -> None:
 @pytest.mark.parametrize("case", [c for c in CASES if c.random], ids=lambda c: c.name)
 def test_same_seed_same_result(case: Case) -> None:
     _close(run(case), run(case), 0.0)
+
+
+def _to(value: Any, device: str) -> Any:
+    if isinstance(value, Tensor):
+        return value.to(device)
+    if isinstance(value, tuple | list):
+        return type(value)(_to(v, device) for v in value)
+    return value
+
+
+DEVICE = os.environ.get("PERSPICIO_TEST_DEVICE", "cuda")  # "cpu" checks the check itself
+
+
+@pytest.mark.skipif(DEVICE == "cuda" and not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_runs_on_the_inputs_device(case: Case) -> None:
+    """With the model and the inputs on a GPU, the results are there too, and a deterministic
+    method gives the CPU's numbers (to float rounding)."""
+    model, method = case.build()
+    on_cpu = run(case, (model, method))
+    model.to(DEVICE)
+    torch.manual_seed(1234)
+    kwargs = {k: _to(v, DEVICE) for k, v in case.kwargs.items()}
+    out = method.attribute(_to(case.inputs(), DEVICE), **kwargs)
+    for t in flatten(out):
+        assert t.device.type == DEVICE and bool(torch.isfinite(t).all())
+    if not case.random:
+        _close(_to(out, "cpu"), on_cpu, max(case.atol, 1e-4))
