@@ -94,7 +94,10 @@ def first_moments(
     else:
         x_mean, y_mean = torch.zeros_like(x_mean), torch.zeros_like(y_mean)
     wy = wd * yd
-    cross = _weighted_sum(xd, wy)  # Σ w x (y − ȳ) = Σ w (x − x̄)(y − ȳ)
+    # Σ w x (y − ȳ) equals Σ w (x − x̄)(y − ȳ); centring first keeps non-binary data with large
+    # means from cancelling digits
+    centred = xd if x.dtype == torch.bool or not fit_intercept else xd - x_mean.unsqueeze(1)
+    cross = _weighted_sum(centred, wy)
     return Moments(xd.new_empty(0), cross, (wy * yd).sum(1), x_mean, y_mean, w_sum)
 
 
