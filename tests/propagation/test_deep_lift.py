@@ -60,6 +60,23 @@ def test_rescale_rule_by_hand() -> None:
     torch.testing.assert_close(DeepLift(model).attribute(x, b), expected.detach())
 
 
+def test_rescale_rule_takes_the_gradient_where_the_input_equals_the_reference() -> None:
+    model = nn.Sequential(nn.Linear(3, 3), nn.ReLU(), nn.Linear(3, 1))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.eye(3))
+        model[0].bias.zero_()
+        model[2].weight.copy_(torch.tensor([[1.0, 2.0, 3.0]]))
+    x = torch.tensor([[1.0, 2.0, -1.0]])
+    b = torch.tensor([[0.0, 2.0, -1.0]])  # units 2 and 3: no difference, plain gradient
+    got = DeepLift(model, multiply_by_inputs=False).attribute(x, b)
+    # unit 1: secant slope 1; unit 2: ReLU'(2) = 1; unit 3: ReLU'(-1) = 0
+    torch.testing.assert_close(got, torch.tensor([[1.0, 2.0, 0.0]]))
+    x2 = torch.tensor([[1.0, -2.0, 4.0]])
+    b2 = torch.tensor([[-1.0, -2.0, 0.0]])  # every difference but one is non-zero
+    got = DeepLift(model, multiply_by_inputs=False).attribute(x2, b2)
+    torch.testing.assert_close(got, torch.tensor([[0.5, 0.0, 3.0]]))
+
+
 def test_linear_model_closed_form() -> None:
     model = BasicLinearModel()
     x, b = torch.randn(3, 4), torch.randn(3, 4)

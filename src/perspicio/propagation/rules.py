@@ -205,8 +205,9 @@ class RescaleRule(PropagationRule):
         dx, dy = x - x_ref, y - y_ref
         g = _halves(grad_out)[0]
         small = dx.abs() < self.eps
-        plain = _halves(call.plain_grad(grad_out))[0]
-        new = torch.where(small, plain, g * dy / torch.where(small, torch.ones_like(dx), dx))
+        new = g * dy / dx  # inf/nan where Δx is tiny: replaced below
+        if bool(small.any()):  # rare (Δx is a pre-activation difference): skip the extra pass
+            new = torch.where(small, _halves(call.plain_grad(grad_out))[0], new)
         return torch.cat([new, new])
 
 
@@ -250,8 +251,9 @@ class MaxPoolRescaleRule(PropagationRule):
         routed = _scatter(g * (top - y_ref), i, x) + _scatter(g * (y - top), i_ref, x)
         dx = x - x_ref
         small = dx.abs() < self.eps
-        plain = _scatter(g, i, x)
-        new = torch.where(small, plain, routed / torch.where(small, torch.ones_like(dx), dx))
+        new = routed / dx  # inf/nan where Δx is tiny: replaced below
+        if bool(small.any()):
+            new = torch.where(small, _scatter(g, i, x), new)
         return torch.cat([new, new])
 
 
