@@ -9,11 +9,12 @@ With the default sampling, transform and similarity functions, nothing runs per 
 per example in Python: one set of coalitions, shared by all examples, is drawn up front (see
 :mod:`perspicio.perturbation.coalitions`), the perturbed inputs are stacked into large
 forward passes by the sweep engine (:mod:`perspicio.perturbation.sweep`, chunk size
-independent of the results), the LIME kernel weights follow from per-group sums, and all
-examples' surrogates are fitted at once by the batched torch solvers of
-:mod:`perspicio.perturbation.surrogate`. User-supplied functions
-keep Captum's one-sample-at-a-time protocol (only the forward passes are batched), and any
-``Model`` (e.g. a scikit-learn wrapper) is fitted once per example through its ``fit``.
+independent of the results), the LIME kernel weights follow from per-group sums
+(:mod:`perspicio.perturbation.lime_functions`, which also holds Captum's helper functions),
+and all examples' surrogates are fitted at once by the batched torch solvers of
+:mod:`perspicio.perturbation.surrogate`. User-supplied functions keep Captum's
+one-sample-at-a-time protocol (only the forward passes are batched), and any ``Model`` (e.g.
+a scikit-learn wrapper) is fitted once per example through its ``fit``.
 """
 
 from __future__ import annotations
@@ -69,10 +70,6 @@ class _LimeSampler:
 
     def weights(self, p: Problem, z: Tensor) -> Tensor:
         return self.kernel.batched(p.call.inputs, p.call.expanded_baselines(), p.groups, z, p.rows)
-
-
-# ---------------------------------------------------------------------------------------------
-# The attribution classes
 
 
 class LimeBase(PerturbationAttribution):
