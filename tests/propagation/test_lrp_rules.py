@@ -271,3 +271,12 @@ def test_non_tensor_positional_arguments_are_passed_along() -> None:
     plain = nn.Linear(4, 3)
     plain.load_state_dict(layer.state_dict())
     torch.testing.assert_close(got, apply_rule(GammaRule(0.3), plain, x, relevance))
+
+
+def test_a_rule_giving_the_wrong_number_of_gradients_is_a_clear_error() -> None:
+    class TwoGradients(PropagationRule):
+        def backward(self, call: object, grad_out: Tensor) -> tuple[Tensor, Tensor]:
+            return grad_out, grad_out
+
+    with pytest.raises(ValueError, match="TwoGradients.backward returned 2 gradients for Linear"):
+        apply_rule(TwoGradients(), nn.Linear(3, 3), torch.randn(2, 3), torch.ones(2, 3))

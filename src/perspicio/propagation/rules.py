@@ -121,7 +121,11 @@ class ModuleCall:
         args = tuple(next(it) if a is SLOT else a for a in self.args)
         with swapped(m, values):
             out = m.forward(*args)
-        assert isinstance(out, Tensor), "rules apply to modules returning one tensor"
+        if not isinstance(out, Tensor):
+            raise TypeError(
+                f"propagation rules apply to modules returning one tensor; "
+                f"{type(m).__name__} returned {type(out).__name__}"
+            )
         return out
 
 
@@ -151,7 +155,12 @@ class _Override(torch.autograd.Function):
         with torch.enable_grad():
             g = ctx.rule.backward(ctx.call, grad_out)
         grads = g if isinstance(g, tuple) else (g, *([None] * (ctx.n - 1)))
-        assert len(grads) == ctx.n, "a rule must give one gradient per tensor input"
+        if len(grads) != ctx.n:
+            raise ValueError(
+                f"{type(ctx.rule).__name__}.backward returned {len(grads)} gradients for "
+                f"{type(ctx.call.module).__name__}, which has {ctx.n} tensor inputs: a rule "
+                "must give one per tensor input (None for none)"
+            )
         return (None, None, None, *grads)
 
 
