@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from perspicio._core.validate import ArgumentError
 from perspicio.perturbation.surrogate import (
     LinearModel,
     Model,
@@ -80,7 +81,7 @@ def _init_sgd_model(
     model: LinearModel, x: Tensor, y: Tensor, construct_kwargs: dict[str, Any], init_scheme: str
 ) -> nn.Linear:
     if init_scheme not in ("zeros", "xavier"):
-        raise ValueError(f"init_scheme must be 'zeros' or 'xavier', got {init_scheme!r}")
+        raise ArgumentError(f"init_scheme must be 'zeros' or 'xavier', got {init_scheme!r}")
     model._construct_model_params(
         in_features=x.shape[1], out_features=y.shape[1] if y.dim() == 2 else 1, **construct_kwargs
     )
@@ -166,7 +167,7 @@ def sgd_train_linear_model(
 def _triple(batch: Any, device: str | None) -> tuple[Tensor, Tensor, Tensor | None]:
     """``(x, y, w)`` from a batch, with ``y`` and ``w`` as columns, on ``device``."""
     if len(batch) not in (2, 3):
-        raise ValueError(f"batches must be (x, y) or (x, y, w), got {len(batch)} tensors")
+        raise ArgumentError(f"batches must be (x, y) or (x, y, w), got {len(batch)} tensors")
     x = batch[0] if device is None else batch[0].to(device)
     col = lambda t: t.to(x.device).reshape(len(x), -1)  # noqa: E731
     return x, col(batch[1]), col(batch[2]) if len(batch) == 3 else None
@@ -213,7 +214,7 @@ def _sklearn_estimator(spec: Any, kwargs: dict[str, Any]) -> Any:
         try:
             cls = functools.reduce(getattr, spec.split("."), sklearn)
         except AttributeError:
-            raise ValueError(f"scikit-learn has no estimator {spec!r}") from None
+            raise ArgumentError(f"scikit-learn has no estimator {spec!r}") from None
         return cls(**kwargs)
     if isinstance(spec, type):
         return spec(**kwargs)

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from perspicio._core.hooks import swapped
 from perspicio.lrp import (
     Alpha1_Beta0_Rule,
     EpsilonRule,
@@ -28,7 +29,6 @@ from perspicio.lrp import (
 )
 from perspicio.propagation.composite import Composite
 from perspicio.propagation.lrp_rules import stabilize
-from perspicio.propagation.rules import swapped
 
 LOW, HIGH = -1.5, 2.0
 

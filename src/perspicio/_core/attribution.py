@@ -20,6 +20,7 @@ from perspicio._core.forward import run_forward
 from perspicio._core.hooks import check_layer
 from perspicio._core.sites import LayerSite
 from perspicio._core.target import normalize_target
+from perspicio._core.validate import ArgumentError
 
 
 class Attribution:
@@ -81,7 +82,7 @@ class GradientAttribution(Attribution):
         n = batch_size_of(ends, "end_point")
         sizes = [a.shape[0] if a.dim() else None for a in attrs]
         if any(size != n for size in sizes):
-            raise ValueError(
+            raise ArgumentError(
                 f"attributions have batch sizes {sizes} but end_point has {n} examples"
             )
         starts = tuple(
@@ -116,7 +117,7 @@ class _LayerMixin:
     def _bind_layer(self, forward_func: Any, layer: Any, device_ids: list[int] | None) -> None:
         layers = layer if isinstance(layer, list | tuple) else [layer]
         if not layers:
-            raise ValueError("layer must be a module or a non-empty list of modules, got []")
+            raise ArgumentError("layer must be a module or a non-empty list of modules, got []")
         for i, m in enumerate(layers):
             check_layer(forward_func, m, f"layer[{i}]" if isinstance(layer, list) else "layer")
         self.layer = layer

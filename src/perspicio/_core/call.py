@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from perspicio._core.target import Target, normalize_target
+from perspicio._core.validate import ArgumentError
 
 Tensors: TypeAlias = tuple[Tensor, ...]
 TensorOrTensors: TypeAlias = Tensor | tuple[Tensor, ...]
@@ -27,7 +28,7 @@ def as_tensors(value: Any, name: str = "inputs") -> Tensors:
     """``value`` as a non-empty tuple of tensors, or a ``TypeError`` naming ``name``."""
     items = tuple(value) if isinstance(value, tuple | list) else (value,)
     if not items:
-        raise ValueError(f"{name} must hold at least one tensor, got an empty {type(value)}")
+        raise ArgumentError(f"{name} must hold at least one tensor, got an empty {type(value)}")
     for i, item in enumerate(items):
         if not isinstance(item, Tensor):
             where = f"{name}[{i}]" if isinstance(value, tuple | list) else name
@@ -39,10 +40,12 @@ def batch_size_of(inputs: Tensors, name: str = "inputs") -> int:
     """The shared first dimension of ``inputs``; a ``ValueError`` if they disagree."""
     for i, x in enumerate(inputs):
         if x.dim() == 0:
-            raise ValueError(f"{name}[{i}] must have a batch dimension, got a 0-d tensor")
+            raise ArgumentError(f"{name}[{i}] must have a batch dimension, got a 0-d tensor")
     sizes = [x.shape[0] for x in inputs]
     if len(set(sizes)) > 1:
-        raise ValueError(f"every tensor in {name} needs the same batch size (dim 0), got {sizes}")
+        raise ArgumentError(
+            f"every tensor in {name} needs the same batch size (dim 0), got {sizes}"
+        )
     return sizes[0]
 
 
@@ -168,7 +171,7 @@ def normalize_baselines(
         return tuple(torch.zeros((1,) * x.dim(), dtype=x.dtype, device=x.device) for x in inputs)
     items = baselines if isinstance(baselines, tuple | list) else (baselines,)
     if len(items) != len(inputs):
-        raise ValueError(
+        raise ArgumentError(
             f"{name} must give one baseline per input: got {len(items)} for {len(inputs)} inputs"
         )
     return tuple(_one_baseline(b, x, f"{name}[{i}]") for i, (b, x) in enumerate(zip(items, inputs)))
@@ -186,14 +189,14 @@ def _one_baseline(b: Any, x: Tensor, name: str) -> Tensor:
     if b.dim() == x.dim() - 1 and b.shape == x.shape[1:]:
         b = b.unsqueeze(0)
     if b.dim() != x.dim() or b.shape[0] not in (1, x.shape[0]):
-        raise ValueError(
+        raise ArgumentError(
             f"{name} has shape {tuple(b.shape)}, which does not match the input's shape "
             f"{tuple(x.shape)} (use the same shape, or batch dimension 1)"
         )
     try:
         torch.broadcast_shapes(b.shape, x.shape)
     except RuntimeError:
-        raise ValueError(
+        raise ArgumentError(
             f"{name} has shape {tuple(b.shape)}, which does not broadcast to the input's shape "
             f"{tuple(x.shape)}"
         ) from None
@@ -248,10 +251,10 @@ def normalize_distribution(baselines: Any, inputs: Tensors, name: str = "baselin
             n_params = 1
         baselines = baselines(inputs if len(inputs) > 1 else inputs[0]) if n_params else baselines()
     if baselines is None:
-        raise ValueError(f"{name} are required: give a tensor of reference examples")
+        raise ArgumentError(f"{name} are required: give a tensor of reference examples")
     items = baselines if isinstance(baselines, tuple | list) else (baselines,)
     if len(items) != len(inputs):
-        raise ValueError(
+        raise ArgumentError(
             f"{name} must give one baseline tensor per input: got {len(items)} for {len(inputs)}"
         )
     out = []
@@ -264,11 +267,11 @@ def normalize_distribution(baselines: Any, inputs: Tensors, name: str = "baselin
         if b.shape == x.shape[1:]:
             b = b.unsqueeze(0)
         if b.dim() != x.dim() or b.shape[1:] != x.shape[1:]:
-            raise ValueError(
+            raise ArgumentError(
                 f"{name}[{i}] has shape {tuple(b.shape)}: a distribution of baselines needs "
                 f"shape (B, {', '.join(str(d) for d in x.shape[1:])})"
             )
         out.append(b.to(x.dtype) if x.is_floating_point() else b)
     if len({b.shape[0] for b in out}) > 1:
-        raise ValueError(f"every tensor in {name} needs the same number of baselines (dim 0)")
+        raise ArgumentError(f"every tensor in {name} needs the same number of baselines (dim 0)")
     return tuple(out)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from perspicio._core.validate import ArgumentError
+
 
 def check_chunk_size(value: int | None, name: str) -> None:
     """``None`` or a positive int, else a clear error naming the knob."""
@@ -18,7 +20,7 @@ def check_chunk_size(value: int | None, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be a positive int or None, got {value!r}")
     if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
+        raise ArgumentError(f"{name} must be at least 1, got {value}")
 
 
 def chunks(total: int, per_chunk: int | None) -> Iterator[tuple[int, int]]:

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from perspicio._core.call import Call, Tensors
+from perspicio._core.validate import ArgumentError
 
 
 def _takes_no_args(fn: Callable[..., Any]) -> bool:
@@ -59,24 +60,24 @@ def select_neuron(activation: Tensors, selector: NeuronSelector, is_tuple: bool)
         n = len(activation[0])
         if not isinstance(out, Tensor) or out.dim() == 0 or out.shape[0] != n:
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-            raise ValueError(
+            raise ArgumentError(
                 f"neuron_selector must return one value per example (shape ({n}, ...)), got {got}"
             )
         return out.reshape(n, -1).sum(1)
     if len(activation) != 1:
-        raise ValueError(
+        raise ArgumentError(
             "the layer returns a tuple of tensors: use a callable neuron_selector to pick from it"
         )
     act = activation[0]
     index = (selector,) if isinstance(selector, int) else tuple(selector)
     if len(index) > act.dim() - 1:
-        raise ValueError(
+        raise ArgumentError(
             f"neuron_selector {selector!r} has {len(index)} indices but the layer output has "
             f"shape {tuple(act.shape)} ({act.dim() - 1} dims after the batch)"
         )
     for d, i in enumerate(index):
         if isinstance(i, int) and not -act.shape[d + 1] <= i < act.shape[d + 1]:
-            raise ValueError(
+            raise ArgumentError(
                 f"neuron_selector {selector!r} is out of range for layer output of shape "
                 f"{tuple(act.shape)} (dim {d + 1} has size {act.shape[d + 1]})"
             )

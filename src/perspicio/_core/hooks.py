@@ -9,7 +9,7 @@ Two building blocks serve every Layer and Neuron method:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from perspicio._core.call import Tensors
+from perspicio._core.validate import ArgumentError
 
 
 @contextmanager
@@ -36,7 +37,7 @@ def check_layer(model: Any, layer: nn.Module, name: str = "layer") -> None:
     if not isinstance(layer, nn.Module):
         raise TypeError(f"{name} must be a torch.nn.Module, got {type(layer).__name__}")
     if isinstance(model, nn.Module) and not any(m is layer for m in model.modules()):
-        raise ValueError(
+        raise ArgumentError(
             f"{name} {type(layer).__name__} is not a submodule of the model "
             f"{type(model).__name__}; pass a module taken from the model itself"
         )
@@ -63,13 +64,13 @@ def device_order(
     if len(devices) < 2:
         return list(devices)
     if not device_ids:
-        raise ValueError(
+        raise ArgumentError(
             f"layer values were recorded on several devices ({', '.join(map(str, devices))}): "
             "pass device_ids (the DataParallel device order) to the attribution method"
         )
     by_index = {d.index: d for d in devices}
     if len(by_index) != len(devices) or any(d.index not in device_ids for d in devices):
-        raise ValueError(
+        raise ArgumentError(
             f"device_ids {list(device_ids)} do not match the devices the layer ran on: "
             f"{', '.join(map(str, devices))}"
         )
@@ -127,7 +128,7 @@ class Captured:
     def shares(self, layer: nn.Module) -> list[Tensors]:
         """What each device recorded for ``layer``, in batch order (one share without DataParallel)."""
         if layer not in self.values:
-            raise ValueError(
+            raise ArgumentError(
                 f"layer {type(layer).__name__} was not called during the forward pass; "
                 "is it part of the model's computation?"
             )
@@ -230,7 +231,7 @@ def replace(
             return None
         new = tuple(values(tensors)) if callable(values) else share(values, device, device_ids)
         if len(new) != len(tensors):
-            raise ValueError(
+            raise ArgumentError(
                 f"replacement for layer {type(layer).__name__} has {len(new)} tensors, the "
                 f"layer has {len(tensors)}"
             )
@@ -265,3 +266,85 @@ def grad(outputs: Tensor, inputs: Tensors, grad_kwargs: dict[str, Any] | None = 
     kwargs.setdefault("allow_unused", True)
     gs = torch.autograd.grad(outputs.sum(), inputs, **kwargs)
     return tuple(torch.zeros_like(x) if g is None else g for g, x in zip(gs, inputs))
+
+
+@contextmanager
+def swapped(module: nn.Module, values: Mapping[str, Any]) -> Iterator[None]:
+    """Give ``module`` other parameters, buffers or plain attributes for the ``with`` block.
+
+    The original objects are put back on exit, whatever happens: the user's tensors are never
+    written to, so weights, buffers, ``requires_grad`` and ``.grad`` come back untouched.
+    A replacement parameter is a new ``Parameter`` that does not require grad (``None`` removes
+    it for the block, as for a layer without bias).
+    """
+    saved: list[tuple[str, str, Any]] = []
+    try:
+        for name, value in values.items():
+            if name in module._parameters:
+                saved.append(("param", name, module._parameters[name]))
+                new = value if value is None else nn.Parameter(value.detach(), False)
+                module._parameters[name] = new
+            elif name in module._buffers:
+                saved.append(("buffer", name, module._buffers[name]))
+                module._buffers[name] = value
+            else:
+                saved.append(("attr", name, getattr(module, name)))
+                setattr(module, name, value)
+        yield
+    finally:
+        for kind, name, old in reversed(saved):
+            if kind == "param":
+                module._parameters[name] = old
+            elif kind == "buffer":
+                module._buffers[name] = old
+            else:
+                setattr(module, name, old)
+
+
+@contextmanager
+def loaded(model: nn.Module, state: Mapping[str, Tensor], strict: bool = True) -> Iterator[None]:
+    """Give ``model`` the weights of ``state`` (a checkpoint's state dict) for the ``with`` block.
+
+    The values are copied into the model's own tensors, so parameter objects, ``requires_grad``
+    flags and ``.grad`` are untouched; the original values are copied back on exit, whatever
+    happens. A state that does not fit the model (missing or unexpected keys with ``strict``,
+    shapes that differ) is rejected before anything is changed.
+    """
+    check_state(model, state, strict)
+    own = model.state_dict(keep_vars=True)
+    saved = {k: v.detach().clone() for k, v in own.items() if k in state}
+    try:
+        with torch.no_grad():
+            for k, v in state.items():
+                if k in own:
+                    own[k].copy_(v)
+        yield
+    finally:
+        with torch.no_grad():
+            for k, v in saved.items():
+                own[k].copy_(v)
+
+
+def check_state(
+    model: nn.Module, state: Any, strict: bool = True, name: str = "checkpoint"
+) -> None:
+    """An :class:`ArgumentError` naming the keys or shapes where ``state`` does not fit ``model``."""
+    if not isinstance(state, Mapping):
+        raise TypeError(
+            f"{name} must be a state dict (a mapping of names to tensors), got "
+            f"{type(state).__name__}"
+        )
+    own = model.state_dict(keep_vars=True)
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if strict and (missing or unexpected):
+        raise ArgumentError(
+            f"{name} does not match the model: missing keys {missing[:5]}, unexpected keys "
+            f"{unexpected[:5]}"
+        )
+    for k, v in state.items():
+        if k in own and (not isinstance(v, Tensor) or v.shape != own[k].shape):
+            got = tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
+            raise ArgumentError(
+                f"{name} entry {k!r} has shape {got}, the model's has {tuple(own[k].shape)}"
+            )

@@ -28,6 +28,30 @@ def target_objective(forward_func: Callable[..., Any]) -> Objective:
     return lambda call, inputs: scores(forward_func, call, inputs)
 
 
+def loss_objective(
+    forward_func: Callable[..., Any],
+    loss_fn: Callable[[Any, Any], Tensor] | None = None,
+    labels: Any = None,
+) -> Objective:
+    """A loss in place of a target score: ``loss_fn(output, labels)``, for attacks.
+
+    Without ``loss_fn`` the loss is ``-log`` of the call's target score (the model is taken to
+    output probabilities). The loss may be one value per example or a scalar for the batch;
+    gradients are taken of its sum.
+    """
+
+    def objective(call: Call, inputs: Tensors) -> Tensor:
+        out = forward_call(forward_func, call, inputs)
+        if loss_fn is None:
+            return -torch.log(call.target.select(out))
+        loss = loss_fn(out, labels)
+        if not isinstance(loss, Tensor):
+            raise TypeError(f"loss_fn must return a tensor, got {type(loss).__name__}")
+        return loss
+
+    return objective
+
+
 def neuron_objective(
     forward_func: Callable[..., Any], site: LayerSite, selector: NeuronSelector
 ) -> Objective:

@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from perspicio._core.validate import ArgumentError
+
 
 @dataclass(frozen=True)
 class Target:
@@ -63,7 +65,7 @@ def normalize_target(target: Any, batch_size: int) -> Target:
         if target.numel() == 1:
             return Target(index=(int(target.item()),))
         if target.dim() != 1:
-            raise ValueError(
+            raise ArgumentError(
                 f"a target tensor must be 1-D with one index per example, got shape "
                 f"{tuple(target.shape)}"
             )
@@ -94,12 +96,12 @@ def _check_ints(values: tuple[Any, ...], name: str) -> None:
 
 def _per_example(rows: list[list[Any]], batch_size: int) -> Target:
     if len(rows) != batch_size:
-        raise ValueError(
+        raise ArgumentError(
             f"target gives {len(rows)} indices but the batch has {batch_size} examples "
             "(give one per example, or a single int for all)"
         )
     if len({len(r) for r in rows}) > 1:
-        raise ValueError("every per-example target must have the same number of indices")
+        raise ArgumentError("every per-example target must have the same number of indices")
     return Target(per_example=torch.tensor([[int(v) for v in r] for r in rows], dtype=torch.long))
 
 
@@ -107,7 +109,7 @@ def _check_range(index: tuple[int, ...] | Tensor, shape: torch.Size) -> None:
     dims = tuple(shape[1:])
     k = len(index) if isinstance(index, tuple) else int(index.shape[1])
     if k > len(dims):
-        raise ValueError(
+        raise ArgumentError(
             f"target has {k} indices but the model output has shape {tuple(shape)} "
             f"({len(dims)} dims after the batch)"
         )
@@ -118,7 +120,7 @@ def _check_range(index: tuple[int, ...] | Tensor, shape: torch.Size) -> None:
             col = index[:, d]
             lo, hi = int(col.min()), int(col.max())
         if lo < -dims[d] or hi >= dims[d]:
-            raise ValueError(
+            raise ArgumentError(
                 f"target index {hi if hi >= dims[d] else lo} is out of range for model output "
                 f"of shape {tuple(shape)} (dim {d + 1} has size {dims[d]})"
             )
@@ -135,7 +137,7 @@ def select_target(output: Tensor, target: Target) -> Tensor:
         scores = target.fn(output)
         if not isinstance(scores, Tensor) or scores.dim() != 1 or scores.shape[0] != len(output):
             got = tuple(scores.shape) if isinstance(scores, Tensor) else type(scores).__name__
-            raise ValueError(
+            raise ArgumentError(
                 f"a callable target must return one score per example, shape "
                 f"({len(output)},), got {got}"
             )
@@ -147,7 +149,7 @@ def select_target(output: Tensor, target: Target) -> Tensor:
     if target.per_example is not None:
         _check_range(target.per_example, output.shape)
         if len(target.per_example) != len(output):
-            raise ValueError(
+            raise ArgumentError(
                 f"target has {len(target.per_example)} rows for a model output of "
                 f"{len(output)} rows"
             )
@@ -159,7 +161,7 @@ def select_target(output: Tensor, target: Target) -> Tensor:
     if output.dim() == 0:
         return output
     if output.dim() > 1 and output[0].numel() != 1:
-        raise ValueError(
+        raise ArgumentError(
             f"the model output has shape {tuple(output.shape)}, more than one value per "
             "example: give a target to say which one to explain"
         )

@@ -16,6 +16,7 @@ from perspicio._core.attribution import (
 )
 from perspicio._core.call import TensorOrTensors, build_call
 from perspicio._core.sites import target_objective
+from perspicio._core.validate import ArgumentError
 from perspicio.propagation.guided import GuidedBackprop
 
 
@@ -130,7 +131,7 @@ class GuidedGradCam(GradientAttribution):
             relu_attributions=True,
         )  # fmt: skip
         if isinstance(cam, tuple):
-            raise ValueError(
+            raise ArgumentError(
                 f"GuidedGradCam needs a layer with one output tensor; this one has {len(cam)}"
             )
         guided = self.guided_backprop.attribute(call.inputs, target, additional_forward_args)

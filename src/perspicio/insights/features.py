@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from perspicio._core.validate import ArgumentError
 from perspicio.insights.render import image_views, to_numpy
 
 Transform = Callable[[Any], Any]
@@ -77,7 +78,7 @@ class BaseFeature(ABC):
         visualization_transform: Transform | None,
     ) -> None:
         if not isinstance(name, str) or not name:
-            raise ValueError(f"a feature needs a non-empty name, got {name!r}")
+            raise ArgumentError(f"a feature needs a non-empty name, got {name!r}")
         if visualization_transform is not None and not callable(visualization_transform):
             raise TypeError(
                 f"visualization_transform must be callable, got {visualization_transform!r}"
@@ -142,7 +143,7 @@ def _per_position(attribution: Any, length: int) -> np.ndarray:
         arr = arr[0]
     arr = arr.reshape(arr.shape[0], -1).sum(axis=1) if arr.ndim > 1 else arr.reshape(-1)
     if arr.shape[0] != length:
-        raise ValueError(f"{arr.shape[0]} attributions for {length} tokens")
+        raise ArgumentError(f"{arr.shape[0]} attributions for {length} tokens")
     return np.nan_to_num(arr)
 
 
@@ -207,7 +208,7 @@ class GeneralFeature(BaseFeature):
         values = to_numpy(data).reshape(-1)
         attrs = np.nan_to_num(to_numpy(attribution).reshape(-1))
         if attrs.shape[0] != len(self.categories):
-            raise ValueError(
+            raise ArgumentError(
                 f"feature {self.name!r} has {len(self.categories)} categories "
                 f"but its attribution has {attrs.shape[0]} entries"
             )

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from perspicio._core.validate import ArgumentError
 from perspicio.viz.scale import cumulative_sum_threshold
 
 #: Anchor colours of the diverging map, from -1 through 0 to +1: red for negative, white, green
@@ -31,7 +32,9 @@ OUTLIER_PERC = 2.0
 def png_bytes(pixels: np.ndarray) -> bytes:
     """Encode an ``(H, W, 3)`` or ``(H, W, 4)`` ``uint8`` array as a PNG file."""
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
-        raise ValueError(f"expected an (H, W, 3|4) uint8 array, got {pixels.dtype} {pixels.shape}")
+        raise ArgumentError(
+            f"expected an (H, W, 3|4) uint8 array, got {pixels.dtype} {pixels.shape}"
+        )
     height, width, channels = pixels.shape
     rows = np.ascontiguousarray(pixels).reshape(height, width * channels)
     raw = np.concatenate([np.zeros((height, 1), np.uint8), rows], axis=1).tobytes()  # filter 0
@@ -76,7 +79,7 @@ def image_hwc(value: Any) -> np.ndarray:
     if arr.ndim == 2:
         return arr[:, :, None]
     if arr.ndim != 3:
-        raise ValueError(f"cannot show an array of shape {arr.shape} as an image")
+        raise ArgumentError(f"cannot show an array of shape {arr.shape} as an image")
     if arr.shape[0] in (1, 3, 4):
         arr = arr.transpose(1, 2, 0)
     elif arr.shape[2] not in (1, 3, 4):  # many channels: show their mean
@@ -111,7 +114,7 @@ def attribution_map(attribution: Any, height: int, width: int) -> np.ndarray:
     if arr.ndim == 3:
         arr = arr.sum(axis=0) if arr.shape[0] <= arr.shape[2] else arr.sum(axis=2)
     elif arr.ndim != 2:
-        raise ValueError(f"cannot show an attribution of shape {arr.shape} as an image map")
+        raise ArgumentError(f"cannot show an attribution of shape {arr.shape} as an image map")
     if arr.shape != (height, width):
         rows = (np.arange(height) * arr.shape[0] // height).clip(0, arr.shape[0] - 1)
         cols = (np.arange(width) * arr.shape[1] // width).clip(0, arr.shape[1] - 1)

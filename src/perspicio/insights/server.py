@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from perspicio._core.validate import ArgumentError
 from perspicio.insights import schemas as s
 from perspicio.insights.engine import Engine
 from perspicio.insights.store import InsightsError
@@ -154,7 +155,7 @@ class ServerHandle:
         self, engine: Engine, port: int | None = None, bind_all: bool = False, debug: bool = False
     ) -> None:
         if port is not None and not 0 <= int(port) <= 65535:
-            raise ValueError(f"port must be in 0..65535, got {port}")
+            raise ArgumentError(f"port must be in 0..65535, got {port}")
         self.engine = engine
         self.host = "0.0.0.0" if bind_all else "127.0.0.1"
         self.port = int(port or 0)

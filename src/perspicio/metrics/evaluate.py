@@ -12,6 +12,7 @@ from torch import Tensor
 
 from perspicio._core.attribution import Attribution
 from perspicio._core.call import BaselineType, TensorOrTensors, build_call
+from perspicio._core.validate import ArgumentError
 from perspicio.metrics.complexity import complexity, sparseness
 from perspicio.metrics.faithfulness import deletion_curve, faithfulness_correlation, insertion_curve
 from perspicio.metrics.infidelity import infidelity, infidelity_perturb_func_decorator
@@ -131,12 +132,14 @@ def _resolve(
     for name, fn in list(items.items()):
         if fn is None:
             if name not in METRICS:
-                raise ValueError(f"unknown metric {name!r}: built-in metrics are {sorted(METRICS)}")
+                raise ArgumentError(
+                    f"unknown metric {name!r}: built-in metrics are {sorted(METRICS)}"
+                )
             items[name] = METRICS[name]
         elif not callable(fn):
             raise TypeError(f"metric {name!r} must be a callable (MetricInput) -> (N,) scores")
     if not items:
-        raise ValueError("give at least one metric")
+        raise ArgumentError("give at least one metric")
     return items
 
 
@@ -188,7 +191,7 @@ def evaluate(
     extra = dict(attribute_kwargs or {})
     unknown = set(extra) - set(methods)
     if unknown:
-        raise ValueError(f"attribute_kwargs names methods that are not given: {sorted(unknown)}")
+        raise ArgumentError(f"attribute_kwargs names methods that are not given: {sorted(unknown)}")
     pairs = [(name, metric) for name in methods for metric in chosen]
     rows: dict[str, dict[str, Any]] = {name: {"method": name} for name in methods}
     shared = {
@@ -260,7 +263,7 @@ def format_table(
     ordered = list(rows)
     if sort_by is not None:
         if sort_by not in columns:
-            raise ValueError(f"sort_by must be one of the metrics {columns}, got {sort_by!r}")
+            raise ArgumentError(f"sort_by must be one of the metrics {columns}, got {sort_by!r}")
         sign = -1.0 if HIGHER_IS_BETTER.get(sort_by, True) else 1.0
         ordered.sort(key=lambda r: math.inf if math.isnan(r[sort_by]) else sign * r[sort_by])
     head = (["rank"] if sort_by else []) + ["method", *columns]

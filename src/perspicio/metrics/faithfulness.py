@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from perspicio._core.call import BaselineType, Call, TensorOrTensors, Tensors, build_call
+from perspicio._core.validate import ArgumentError
 from perspicio.metrics.infidelity import check_attributions
 from perspicio.metrics.sampling import check_n_samples, score_points
 from perspicio.perturbation.masks import FeatureGroups
@@ -68,7 +69,7 @@ def check_order(order: Any) -> bool:
     """``True`` for ``'morf'`` (most relevant first), ``False`` for ``'lerf'``."""
     if isinstance(order, str) and order.lower() in ("morf", "lerf"):
         return order.lower() == "morf"
-    raise ValueError(
+    raise ArgumentError(
         f"order must be 'morf' (most relevant first) or 'lerf' (least relevant first), "
         f"got {order!r}"
     )
@@ -239,10 +240,10 @@ def _subset_size(subset_size: Any, n_groups: int) -> int:
         raise TypeError(f"subset_size must be an int or a float, got {subset_size!r}")
     if isinstance(subset_size, float):
         if not 0.0 < subset_size <= 1.0:
-            raise ValueError(f"a float subset_size is a fraction in (0, 1], got {subset_size}")
+            raise ArgumentError(f"a float subset_size is a fraction in (0, 1], got {subset_size}")
         return max(1, round(subset_size * n_groups))
     if not 1 <= subset_size <= n_groups:
-        raise ValueError(
+        raise ArgumentError(
             f"subset_size must be between 1 and the {n_groups} features, got {subset_size}"
         )
     return subset_size

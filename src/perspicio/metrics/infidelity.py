@@ -17,6 +17,7 @@ from perspicio._core.call import (
     normalize_baselines,
 )
 from perspicio._core.forward import scores
+from perspicio._core.validate import ArgumentError
 from perspicio.metrics.sampling import check_n_samples, sample_chunks
 
 PerturbFunc = Callable[..., Any]
@@ -90,20 +91,20 @@ def _perturb(
     x, b = _perturb_args(inputs, baselines, k)
     out = perturb_func(x) if b is None else perturb_func(x, b)
     if not isinstance(out, tuple | list) or len(out) != 2:
-        raise ValueError(
+        raise ArgumentError(
             "perturb_func must return (perturbations, perturbed_inputs); decorate a function "
             "that returns only the perturbed inputs with infidelity_perturb_func_decorator"
         )
     perturbations = as_tensors(out[0], "perturbations")
     perturbed = as_tensors(out[1], "perturbed inputs")
     if len(perturbations) != len(inputs) or len(perturbed) != len(inputs):
-        raise ValueError(
+        raise ArgumentError(
             f"perturb_func returned {len(perturbations)} perturbations and {len(perturbed)} "
             f"perturbed inputs for {len(inputs)} inputs"
         )
     for i, (p, px) in enumerate(zip(perturbations, perturbed)):
         if p.shape[1:] != px.shape[1:]:
-            raise ValueError(
+            raise ArgumentError(
                 f"perturbation {i} has shape {tuple(p.shape)} but perturbed input {i} has "
                 f"shape {tuple(px.shape)}: they must match"
             )
@@ -114,13 +115,13 @@ def check_attributions(attributions: Any, inputs: Tensors) -> Tensors:
     """Attributions as a tuple with exactly the inputs' shapes, else a ``ValueError``."""
     attrs = as_tensors(attributions, "attributions")
     if len(attrs) != len(inputs):
-        raise ValueError(
+        raise ArgumentError(
             f"attributions has {len(attrs)} tensors but inputs has {len(inputs)}: give one "
             "attribution tensor per input"
         )
     for i, (a, x) in enumerate(zip(attrs, inputs)):
         if a.shape != x.shape:
-            raise ValueError(
+            raise ArgumentError(
                 f"attributions[{i}] has shape {tuple(a.shape)} but inputs[{i}] has shape "
                 f"{tuple(x.shape)}: they must match"
             )

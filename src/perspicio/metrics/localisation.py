@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from perspicio._core.call import TensorOrTensors, as_tensors, batch_size_of
+from perspicio._core.validate import ArgumentError
 
 
 def _flatten(attributions: TensorOrTensors, mask: Any) -> tuple[Tensor, Tensor]:
@@ -23,17 +24,17 @@ def _flatten(attributions: TensorOrTensors, mask: Any) -> tuple[Tensor, Tensor]:
     n = batch_size_of(attrs, "attributions")
     masks = as_tensors(mask, "mask")
     if len(masks) != len(attrs):
-        raise ValueError(
+        raise ArgumentError(
             f"mask must give one tensor per attribution tensor: got {len(masks)} for {len(attrs)}"
         )
     flat_a, flat_m = [], []
     for i, (a, m) in enumerate(zip(attrs, masks)):
         if m.is_floating_point() and not bool(((m == 0) | (m == 1)).all()):
-            raise ValueError(f"mask[{i}] must be boolean or hold only 0 and 1")
+            raise ArgumentError(f"mask[{i}] must be boolean or hold only 0 and 1")
         try:
             m = torch.broadcast_to(m.to(a.device) != 0, a.shape)
         except RuntimeError:
-            raise ValueError(
+            raise ArgumentError(
                 f"mask[{i}] has shape {tuple(m.shape)}, which does not broadcast to the "
                 f"attributions' shape {tuple(a.shape)}"
             ) from None

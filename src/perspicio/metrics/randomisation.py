@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from perspicio._core.attribution import Attribution
 from perspicio._core.call import TensorOrTensors, as_tensors
+from perspicio._core.validate import ArgumentError
 from perspicio.metrics.faithfulness import pearson
 
 Similarity = Callable[[Tensor, Tensor], Tensor]
@@ -67,7 +68,7 @@ def _explainer(
     if isinstance(explanation_func, Attribution):
         instance = explanation_func
         if instance.forward_func is not model:
-            raise ValueError(
+            raise ArgumentError(
                 "an attribution object (or its attribute method) must be built on the model "
                 "itself to be copied with it; pass a function (model, inputs, **kwargs) instead"
             )
@@ -106,18 +107,20 @@ def _layer_names(model: nn.Module, layers: Sequence[str | nn.Module] | None) -> 
     if layers is None:
         found = [n for n, m in model.named_modules() if any(True for _ in m.parameters(False))]
         if not found:
-            raise ValueError("the model has no parameters to randomise")
+            raise ArgumentError("the model has no parameters to randomise")
         return found[::-1]
     out = []
     for i, layer in enumerate(layers):
         if isinstance(layer, nn.Module):
             if id(layer) not in names:
-                raise ValueError(f"layers[{i}] ({type(layer).__name__}) is not part of the model")
+                raise ArgumentError(
+                    f"layers[{i}] ({type(layer).__name__}) is not part of the model"
+                )
             out.append(names[id(layer)])
         elif isinstance(layer, str) and layer in dict(model.named_modules()):
             out.append(layer)
         else:
-            raise ValueError(f"layers[{i}] = {layer!r} is not a module name of the model")
+            raise ArgumentError(f"layers[{i}] = {layer!r} is not a module name of the model")
     return out
 
 
@@ -178,10 +181,10 @@ def model_parameter_randomisation(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if mode not in ("cascading", "independent"):
-        raise ValueError(f"mode must be 'cascading' or 'independent', got {mode!r}")
+        raise ArgumentError(f"mode must be 'cascading' or 'independent', got {mode!r}")
     if isinstance(similarity_func, str):
         if similarity_func not in SIMILARITIES:
-            raise ValueError(
+            raise ArgumentError(
                 f"similarity_func must be one of {sorted(SIMILARITIES)} or a callable, "
                 f"got {similarity_func!r}"
             )

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from perspicio._core.call import Tensors, build_call
+from perspicio._core.validate import ArgumentError
 from perspicio.metrics.faithfulness import Curve, check_order, element_ranks
 from perspicio.metrics.sampling import score_points
 from perspicio.perturbation.masks import FeatureGroups
@@ -156,7 +157,7 @@ def road(
     """
     call = build_call(inputs, target, additional_forward_args)
     if call.is_tuple or call.inputs[0].dim() != 4:
-        raise ValueError(
+        raise ArgumentError(
             f"road needs one image tensor of shape (N, C, H, W), got "
             f"{[tuple(x.shape) for x in call.inputs] if call.is_tuple else tuple(inputs.shape)}"
         )
@@ -192,7 +193,7 @@ def _pixel_relevance(attributions: Any, x: Tensor) -> Tensor:
         or attributions.shape[2:] != x.shape[2:]
         or attributions.shape[1] not in (1, x.shape[1])
     ):
-        raise ValueError(
+        raise ArgumentError(
             f"attributions has shape {tuple(attributions.shape)}, which does not match the "
             f"inputs' shape {tuple(x.shape)} (channels may be 1)"
         )
@@ -204,7 +205,7 @@ def _check_fractions(fractions: Any) -> list[float]:
     if not values or any(
         isinstance(f, bool) or not isinstance(f, int | float) or not 0 <= f <= 1 for f in values
     ):
-        raise ValueError(
+        raise ArgumentError(
             f"fractions must be a non-empty sequence of numbers in [0, 1], got {fractions!r}"
         )
     return [float(f) for f in values]

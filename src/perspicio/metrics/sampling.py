@@ -18,6 +18,7 @@ from torch import Tensor
 from perspicio._core.call import Call, Tensors
 from perspicio._core.chunks import check_chunk_size, chunks, units_per_chunk
 from perspicio._core.forward import scores
+from perspicio._core.validate import ArgumentError
 from perspicio.perturbation.sweep import AUTO, Evaluate, sweep
 
 
@@ -26,7 +27,7 @@ def check_n_samples(value: Any, name: str = "n_perturb_samples") -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be a positive int, got {value!r}")
     if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
+        raise ArgumentError(f"{name} must be at least 1, got {value}")
 
 
 def sample_chunks(

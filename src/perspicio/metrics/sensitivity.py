@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from perspicio._core.call import TensorOrTensors, Tensors, as_tensors, batch_size_of
+from perspicio._core.validate import ArgumentError
 from perspicio.metrics.sampling import check_n_samples, sample_chunks
 
 
@@ -92,7 +93,7 @@ def _norm(values: Tensor, norm_ord: str | float) -> Tensor:
 def _check_norm(norm_ord: Any) -> None:
     if norm_ord == "fro" or (isinstance(norm_ord, int | float) and not isinstance(norm_ord, bool)):
         return
-    raise ValueError(
+    raise ArgumentError(
         f"norm_ord must be 'fro' or a number (the order of the vector norm), got {norm_ord!r}"
     )
 

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from perspicio._core.call import Call, Tensors
 from perspicio._core.chunks import check_chunk_size, chunks, units_per_chunk
+from perspicio._core.validate import ArgumentError
 
 METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
 
@@ -25,11 +26,11 @@ def check_path_args(n_steps: int, method: str, internal_batch_size: int | None =
     if isinstance(n_steps, bool) or not isinstance(n_steps, int):
         raise TypeError(f"n_steps must be an int, got {n_steps!r}")
     if n_steps < 1:
-        raise ValueError(f"n_steps must be at least 1, got {n_steps}")
+        raise ArgumentError(f"n_steps must be at least 1, got {n_steps}")
     if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+        raise ArgumentError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
     if method == "riemann_trapezoid" and n_steps < 2:
-        raise ValueError("method 'riemann_trapezoid' needs n_steps of at least 2")
+        raise ArgumentError("method 'riemann_trapezoid' needs n_steps of at least 2")
     check_chunk_size(internal_batch_size, "internal_batch_size")
 
 

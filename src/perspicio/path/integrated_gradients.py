@@ -16,6 +16,7 @@ from perspicio._core.attribution import (
 from perspicio._core.call import Call, TensorOrTensors, Tensors, build_call
 from perspicio._core.forward import NeuronSelector, check_neuron_selector, scores
 from perspicio._core.sites import InputSite, Objective, Site, neuron_objective, target_objective
+from perspicio._core.validate import ArgumentError
 from perspicio.path.integral import check_path_args, path_integral
 from perspicio.path.noise_tunnel import LayerNoise
 
@@ -135,7 +136,7 @@ def input_baselines(call: Call) -> Tensors:
 def check_same_shapes(starts: Tensors, ends: Tensors, what: str) -> None:
     for s, e in zip(starts, ends):
         if s.shape != e.shape:
-            raise ValueError(
+            raise ArgumentError(
                 f"the {what} has shape {tuple(s.shape)} for the baselines but "
                 f"{tuple(e.shape)} for the inputs; give baselines of the inputs' shape"
             )

@@ -20,6 +20,7 @@ from perspicio._core.call import (
 )
 from perspicio._core.chunks import check_chunk_size, chunks
 from perspicio._core.sites import LayerSite
+from perspicio._core.validate import ArgumentError
 from perspicio.path.gradient_shap import check_samples, per_input_stdevs
 
 
@@ -89,7 +90,7 @@ class LayerNoise:
         """Where the noise goes, given the ``attribute`` keyword arguments."""
         site: LayerSite = self._site(bool(kwargs.get("attribute_to_layer_input", False)))  # type: ignore[attr-defined]
         if len(site.layers) != 1:
-            raise ValueError(
+            raise ArgumentError(
                 "NoiseTunnel puts the noise for integer inputs on the method's layer: "
                 "give the method a single layer"
             )
@@ -173,7 +174,7 @@ class NoiseTunnel(Attribution):
             **kwargs: passed to the wrapped method's ``attribute``.
         """
         if nt_type not in SUPPORTED_NOISE_TUNNEL_TYPES:
-            raise ValueError(
+            raise ArgumentError(
                 f"nt_type must be one of {', '.join(SUPPORTED_NOISE_TUNNEL_TYPES)}; got {nt_type!r}"
             )
         check_samples(nt_samples, "nt_samples")
@@ -233,7 +234,7 @@ class NoiseTunnel(Attribution):
         if not wanted or not isinstance(method, LayerNoise):
             return None, sds  # _noise explains that integer inputs cannot take noise
         if len(wanted) > 1:
-            raise ValueError(
+            raise ArgumentError(
                 f"integer inputs get their noise at the layer, so they need one stdev; got "
                 f"{sorted(wanted)}"
             )

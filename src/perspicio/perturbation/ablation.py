@@ -20,6 +20,7 @@ from torch import Tensor
 
 from perspicio._core.attribution import PerturbationAttribution
 from perspicio._core.call import Tensors, build_call
+from perspicio._core.validate import ArgumentError
 from perspicio.perturbation.masks import FeatureGroups, MaskType
 from perspicio.perturbation.sweep import (
     AUTO,
@@ -74,7 +75,7 @@ def spread_rows(groups: FeatureGroups, table: Tensor, base: Tensor) -> Tensors:
     """Per-feature rows in the inputs' shapes; per-example masks need per-example outputs."""
     n = groups.batch_size
     if groups.per_example and n > 1 and not is_per_example(base, n):
-        raise ValueError(
+        raise ArgumentError(
             f"forward_func returned shape {tuple(base.shape)} for {n} examples (one value for "
             "the whole batch), so feature_mask must be shared by the batch (first dimension 1)"
         )
@@ -321,7 +322,7 @@ def _per_input(value: Any, inputs: Tensors, name: str) -> tuple[Any, ...]:
     single = len(inputs) == 1 and not (isinstance(value, tuple) and len(value) == 1)
     items = (value,) if single else value
     if not isinstance(items, tuple) or len(items) != len(inputs):
-        raise ValueError(f"{name} must give one entry per input ({len(inputs)}), got {value!r}")
+        raise ArgumentError(f"{name} must give one entry per input ({len(inputs)}), got {value!r}")
     return items
 
 
@@ -329,7 +330,7 @@ def _dims(value: Any, x: Tensor, name: str) -> tuple[int, ...]:
     ndim = x.dim() - 1
     dims = (value,) * ndim if isinstance(value, int) and not isinstance(value, bool) else value
     if not isinstance(dims, tuple) or len(dims) != ndim:
-        raise ValueError(
+        raise ArgumentError(
             f"{name} is {value!r}: it needs one int per input dimension after the batch "
             f"({ndim} for input shape {tuple(x.shape)})"
         )
@@ -337,7 +338,7 @@ def _dims(value: Any, x: Tensor, name: str) -> tuple[int, ...]:
         if isinstance(v, bool) or not isinstance(v, int):
             raise TypeError(f"{name} must hold ints, got {v!r}")
         if v < 1:
-            raise ValueError(f"{name} must be positive, got {value!r}")
+            raise ArgumentError(f"{name} must be positive, got {value!r}")
     return dims
 
 
@@ -347,7 +348,7 @@ def occlusion_windows(sliding_window_shapes: Any, strides: Any, inputs: Tensors)
     if isinstance(shapes_in, tuple) and (not shapes_in or isinstance(shapes_in[0], int)):
         shapes_in = (shapes_in,)
     if not isinstance(shapes_in, tuple) or len(shapes_in) != len(inputs):
-        raise ValueError(
+        raise ArgumentError(
             f"sliding_window_shapes must give one shape per input ({len(inputs)}), got "
             f"{sliding_window_shapes!r}"
         )
@@ -358,16 +359,16 @@ def occlusion_windows(sliding_window_shapes: Any, strides: Any, inputs: Tensors)
     for i, (x, shape, stride) in enumerate(zip(inputs, shapes_in, strides_in)):
         name = f"[{i}]" if len(inputs) > 1 else ""
         if not isinstance(shape, tuple):
-            raise ValueError(f"sliding_window_shapes{name} must be a tuple, got {shape!r}")
+            raise ArgumentError(f"sliding_window_shapes{name} must be a tuple, got {shape!r}")
         window = _dims(shape, x, f"sliding_window_shapes{name}")
         step = _dims(stride, x, f"strides{name}")
         size = tuple(x.shape[1:])
         if any(w > s for w, s in zip(window, size)):
-            raise ValueError(
+            raise ArgumentError(
                 f"sliding_window_shapes{name} {window} is larger than the input {size}"
             )
         if any(st > w and w < s for st, w, s in zip(step, window, size)):
-            raise ValueError(
+            raise ArgumentError(
                 f"strides{name} {step} is larger than the window {window} in a dimension the "
                 "window does not cover entirely: some scalars would never be occluded"
             )

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from perspicio._core.call import Call, TensorOrTensors, Tensors
 from perspicio._core.forward import run_forward
+from perspicio._core.validate import ArgumentError
 from perspicio.perturbation.masks import FeatureGroups
 from perspicio.perturbation.sweep import objective
 
@@ -131,7 +132,7 @@ class SamplePlan:
                 else "Lime and KernelShap need one value per example (choose it with target) "
                 "or one for the whole batch"
             )
-            raise ValueError(
+            raise ArgumentError(
                 f"forward_func returned {evals.shape[1]} value(s) per perturbed input where "
                 f"{self.rows} were expected: {need}"
             )
@@ -202,7 +203,7 @@ def count_surrogates(forward_func: Callable[..., Any], call: Call, future: bool)
         return n
     if out.numel() == 1:
         return 1
-    raise ValueError(
+    raise ArgumentError(
         f"forward_func returned shape {tuple(out.shape)} for {n} examples: Lime and KernelShap "
         "need one value per example (choose it with target) or one for the whole batch"
     )

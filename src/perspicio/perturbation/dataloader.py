@@ -11,6 +11,7 @@ from torch import Tensor
 from perspicio._core.attribution import Attribution
 from perspicio._core.call import Tensors, normalize_baselines
 from perspicio._core.forward import run_forward
+from perspicio._core.validate import ArgumentError
 from perspicio.perturbation.ablation import FeatureAblation, Occlusion
 from perspicio.perturbation.masks import FeatureGroups, MaskType
 from perspicio.perturbation.shapley import ShapleyValueSampling
@@ -70,7 +71,7 @@ class DatasetMetric:
         for batch in self.dataloader:
             items = _items(batch)
             if len(items) != len(self.roles):
-                raise ValueError(
+                raise ArgumentError(
                     f"the DataLoader returned {len(items)} elements, input_roles has "
                     f"{len(self.roles)}"
                 )
@@ -161,7 +162,7 @@ class DataLoaderAttribution(Attribution):
         groups = FeatureGroups.build(feature_mask, attr_inputs)
         for name, ts in (("baselines", base_values), ("feature_mask", groups.masks)):
             if any(t.shape[0] != 1 for t in ts) and attr_inputs[0].shape[0] != 1:
-                raise ValueError(f"{name} must have first dimension 1 (shared by every batch)")
+                raise ArgumentError(f"{name} must have first dimension 1 (shared by every batch)")
         metric = DatasetMetric(
             self.forward_func, dataloader, roles, base_values, groups,
             reduce or _concat_tensors, to_metric,
@@ -191,12 +192,14 @@ class DataLoaderAttribution(Attribution):
             return (InputRole.need_attr,) * n_items
         roles = tuple(input_roles)
         if len(roles) != n_items:
-            raise ValueError(
+            raise ArgumentError(
                 f"input_roles has {len(roles)} entries but the DataLoader returns {n_items} "
                 "elements per batch"
             )
         if any(r not in (0, 1, 2) for r in roles):
-            raise ValueError(f"input_roles entries must be 0, 1 or 2, got {roles}")
+            raise ArgumentError(f"input_roles entries must be 0, 1 or 2, got {roles}")
         if InputRole.need_attr not in roles:
-            raise ValueError(f"input_roles must mark at least one element 0 (attributed): {roles}")
+            raise ArgumentError(
+                f"input_roles must mark at least one element 0 (attributed): {roles}"
+            )
         return roles

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from perspicio._core.call import TensorOrTensors, as_tensors
+from perspicio._core.validate import ArgumentError
 from perspicio.path.gradient_shap import check_samples
 from perspicio.perturbation.coalitions import Problem, Sampler, uniform_subsets
 from perspicio.perturbation.lime import Lime
@@ -128,7 +129,7 @@ class KernelShap(Lime):
     ) -> Tensor:
         """Weight of one coalition: ``inf_weight`` for the empty and full ones, else 1."""
         if "num_interp_features" not in kwargs:
-            raise ValueError("kernel_shap_similarity_kernel needs num_interp_features")
+            raise ArgumentError("kernel_shap_similarity_kernel needs num_interp_features")
         size = int(interpretable_sample.sum())
         ends = size in (0, int(kwargs["num_interp_features"]))
         return torch.tensor([self.inf_weight if ends else 1.0])
@@ -138,7 +139,7 @@ class KernelShap(Lime):
     ) -> Iterator[Tensor]:
         """Coalitions ``(1, M)``: the full one, the empty one, then Shapley-kernel samples."""
         if "num_interp_features" not in kwargs:
-            raise ValueError("kernel_shap_perturb_generator needs num_interp_features")
+            raise ArgumentError("kernel_shap_perturb_generator needs num_interp_features")
         m, device = int(kwargs["num_interp_features"]), as_tensors(original_inp)[0].device
         yield torch.ones(1, m, dtype=torch.long, device=device)
         yield torch.zeros(1, m, dtype=torch.long, device=device)
@@ -172,6 +173,6 @@ def _size_distribution(m: int) -> torch.distributions.Categorical:
 def _check_two(n_samples: int) -> None:
     check_samples(n_samples)
     if n_samples < 2:
-        raise ValueError(
+        raise ArgumentError(
             f"KernelShap needs n_samples >= 2 (the full and the empty coalition), got {n_samples}"
         )

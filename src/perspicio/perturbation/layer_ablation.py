@@ -21,6 +21,7 @@ from perspicio._core.attribution import (
 from perspicio._core.call import TensorOrTensors, Tensors, build_call, normalize_baselines
 from perspicio._core.forward import NeuronSelector, check_neuron_selector
 from perspicio._core.sites import neuron_objective
+from perspicio._core.validate import ArgumentError
 from perspicio.perturbation.ablation import Ablation, ablate, spread_rows
 from perspicio.perturbation.masks import FeatureGroups, MaskType
 from perspicio.perturbation.permutation import FeaturePermutation
@@ -125,7 +126,7 @@ class LayerFeaturePermutation(LayerAttribution, FeaturePermutation):
         check_per_eval(perturbations_per_eval)
         call = build_call(inputs, target, additional_forward_args)
         if call.batch_size < 2:
-            raise ValueError(
+            raise ArgumentError(
                 "LayerFeaturePermutation shuffles units across the batch, which needs at least "
                 f"2 examples; got a batch of {call.batch_size}"
             )

@@ -30,6 +30,7 @@ from torch import Tensor
 
 from perspicio._core.attribution import PerturbationAttribution
 from perspicio._core.call import TensorOrTensors, Tensors, as_tensors, build_call
+from perspicio._core.validate import ArgumentError
 from perspicio.path.gradient_shap import check_samples
 from perspicio.perturbation.coalitions import (
     Coalitions,
@@ -117,12 +118,12 @@ class LimeBase(PerturbationAttribution):
     ) -> None:
         super().__init__(forward_func)
         if perturb_interpretable_space and from_interp_rep_transform is None:
-            raise ValueError(
+            raise ArgumentError(
                 "perturb_interpretable_space=True needs from_interp_rep_transform (to build "
                 "model inputs from interpretable samples)"
             )
         if not perturb_interpretable_space and to_interp_rep_transform is None:
-            raise ValueError(
+            raise ArgumentError(
                 "perturb_interpretable_space=False needs to_interp_rep_transform (to map "
                 "sampled inputs to the interpretable space)"
             )
@@ -232,7 +233,7 @@ class LimeBase(PerturbationAttribution):
         per_unit = [self._samples_of(inputs, n_samples, kw) for inputs, kw in units]
         count = min(len(u[0]) for u in per_unit)
         if count == 0:
-            raise ValueError("perturb_func produced no samples")
+            raise ArgumentError("perturb_func produced no samples")
         if count < n_samples:
             warnings.warn(
                 f"perturb_func's generator stopped after {count} of n_samples={n_samples} "

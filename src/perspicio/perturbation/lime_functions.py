@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from perspicio._core.call import TensorOrTensors, Tensors, as_tensors
+from perspicio._core.validate import ArgumentError
 from perspicio.perturbation.coalitions import group_sums
 from perspicio.perturbation.masks import (
     FeatureGroups,
@@ -40,7 +41,7 @@ class ExpKernel:
 
     def __init__(self, distance_mode: str = "cosine", kernel_width: float = 1.0) -> None:
         if distance_mode not in ("cosine", "euclidean"):
-            raise ValueError(
+            raise ArgumentError(
                 f"distance_mode must be 'cosine' or 'euclidean', got {distance_mode!r}"
             )
         self.distance_mode, self.kernel_width = distance_mode, kernel_width
@@ -101,7 +102,7 @@ def get_exp_kernel_similarity_function(
 def default_perturb_func(original_inp: TensorOrTensors, **kwargs: Any) -> Tensor:
     """A uniformly random coalition: ``(1, num_interp_features)`` of 0/1 (``long``)."""
     if "num_interp_features" not in kwargs:
-        raise ValueError("default_perturb_func needs the keyword argument num_interp_features")
+        raise ArgumentError("default_perturb_func needs the keyword argument num_interp_features")
     device = as_tensors(original_inp)[0].device
     size = (1, int(kwargs["num_interp_features"]))
     return torch.bernoulli(torch.full(size, 0.5)).to(device=device, dtype=torch.long)
@@ -115,7 +116,7 @@ def default_from_interp_rep_transform(
     Needs the keyword arguments ``feature_mask`` and ``baselines`` (in the inputs' form).
     """
     if "feature_mask" not in kwargs or "baselines" not in kwargs:
-        raise ValueError("default_from_interp_rep_transform needs feature_mask and baselines")
+        raise ArgumentError("default_from_interp_rep_transform needs feature_mask and baselines")
     on = curr_sample[0]
     xs, masks = as_tensors(original_inputs), as_tensors(kwargs["feature_mask"], "feature_mask")
     bases = kwargs["baselines"]

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from perspicio._core.call import Tensors
+from perspicio._core.validate import ArgumentError
 
 MaskType = None | Tensor | tuple[Tensor, ...]
 
@@ -52,7 +53,7 @@ def format_feature_mask(
         return default_feature_mask(inputs)
     items = feature_mask if isinstance(feature_mask, tuple | list) else (feature_mask,)
     if len(items) != len(inputs):
-        raise ValueError(
+        raise ArgumentError(
             f"{name} must give one mask per input: got {len(items)} for {len(inputs)} inputs"
         )
     return tuple(
@@ -65,7 +66,7 @@ def _one_mask(mask: Any, x: Tensor, name: str) -> Tensor:
     if not isinstance(mask, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of integer ids, got {type(mask).__name__}")
     if mask.is_floating_point() or mask.is_complex():
-        raise ValueError(
+        raise ArgumentError(
             f"{name} must hold integer feature ids, got a tensor of {mask.dtype} "
             "(use .long() on a mask of whole numbers)"
         )
@@ -74,7 +75,7 @@ def _one_mask(mask: Any, x: Tensor, name: str) -> Tensor:
         m in (1, t) for m, t in zip(reversed(shape), reversed(target))
     )
     if not fits:
-        raise ValueError(
+        raise ArgumentError(
             f"{name} has shape {shape}, which does not broadcast to the input's shape {target} "
             "(every dimension must be 1 or the input's size)"
         )
@@ -167,7 +168,7 @@ class FeatureGroups:
                 values = table[:, flat[0]]
             else:
                 if n_rows % self.batch_size:
-                    raise ValueError(
+                    raise ArgumentError(
                         f"per-example feature masks need the model output to have one group of "
                         f"rows per example, got {n_rows} rows for {self.batch_size} examples"
                     )

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from perspicio._core.attribution import PerturbationAttribution
 from perspicio._core.call import Tensors, build_call
+from perspicio._core.validate import ArgumentError
 from perspicio.perturbation.ablation import Ablation, Replacement, spread_rows
 from perspicio.perturbation.masks import FeatureGroups, MaskType
 from perspicio.perturbation.sweep import AUTO, check_per_eval, execute, model_evaluator
@@ -36,7 +37,7 @@ def _permute_feature(x: Tensor, feature_mask: Tensor) -> Tensor:
     permutation other than the identity, so ``x`` needs at least two examples.
     """
     if x.shape[0] < 2:
-        raise ValueError(f"cannot shuffle a feature across a batch of {x.shape[0]} example")
+        raise ArgumentError(f"cannot shuffle a feature across a batch of {x.shape[0]} example")
     perm = random_permutations(1, x.shape[0])[0].to(x.device)
     return torch.where(feature_mask.to(torch.bool), x[perm], x)
 
@@ -151,7 +152,7 @@ class FeaturePermutation(PerturbationAttribution):
         groups = FeatureGroups.build(feature_mask, call.inputs)
         check_per_eval(per_eval)
         if self.perm_func is _permute_feature and call.batch_size < 2:
-            raise ValueError(
+            raise ArgumentError(
                 f"FeaturePermutation shuffles features across the batch, which needs at least "
                 f"2 examples; got a batch of {call.batch_size}"
             )

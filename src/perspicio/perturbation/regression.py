@@ -19,6 +19,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from perspicio._core.validate import ArgumentError
+
 _SOLVE = torch.float64  # the systems are small: double precision costs little
 _JITTER = 1e-10  # relative diagonal jitter: least squares tends to the minimum-norm solution
 
@@ -39,14 +41,14 @@ def _check_batch(x: Tensor, y: Tensor, w: Tensor | None) -> Tensor:
     """The weights in double precision, ``(1 or R, S)``, after checking the shapes."""
     rows, samples = y.shape if y.dim() == 2 else (-1, -1)
     if x.dim() != 3 or x.shape[1] != samples or x.shape[0] not in (1, rows):
-        raise ValueError(
+        raise ArgumentError(
             f"a batch of regressions needs inputs (R, S, M) (or (1, S, M), shared) and targets "
             f"(R, S), got {tuple(x.shape)} and {tuple(y.shape)}"
         )
     if w is None:
         return torch.ones(x.shape[:2], dtype=_SOLVE, device=y.device)
     if w.dim() != 2 or w.shape[1] != samples or w.shape[0] not in (1, rows):
-        raise ValueError(
+        raise ArgumentError(
             f"weights must have the targets' shape {tuple(y.shape)} (or (1, S), shared), got "
             f"{tuple(w.shape)}"
         )

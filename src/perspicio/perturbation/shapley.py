@@ -16,6 +16,7 @@ from torch import Tensor
 
 from perspicio._core.attribution import PerturbationAttribution
 from perspicio._core.call import Tensors, build_call
+from perspicio._core.validate import ArgumentError
 from perspicio.perturbation.ablation import spread_rows
 from perspicio.perturbation.masks import FeatureGroups, MaskType
 from perspicio.perturbation.sweep import AUTO, check_per_eval, execute, model_evaluator, perturbed
@@ -140,7 +141,7 @@ def check_samples(n_samples: Any) -> None:
     if isinstance(n_samples, bool) or not isinstance(n_samples, int):
         raise TypeError(f"n_samples must be an int, got {n_samples!r}")
     if n_samples < 1:
-        raise ValueError(f"n_samples must be at least 1, got {n_samples}")
+        raise ArgumentError(f"n_samples must be at least 1, got {n_samples}")
 
 
 class ShapleyValueSampling(PerturbationAttribution):
@@ -315,7 +316,7 @@ class ShapleyValues(ShapleyValueSampling):
     ) -> Any:
         n = groups.n_features
         if n > EXACT_MAX_FEATURES:
-            raise ValueError(
+            raise ArgumentError(
                 f"ShapleyValues would evaluate 2^{n} coalitions of {n} features: group them "
                 "with feature_mask, or use ShapleyValueSampling"
             )

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from perspicio._core.validate import ArgumentError
 from perspicio.perturbation.regression import (
     fit_lasso,
     fit_least_squares,
@@ -71,12 +72,14 @@ class LinearModel(nn.Module, Model):
     ) -> None:
         """Create the parameters, from sizes (randomly initialised) or from given values."""
         if norm_type not in self.SUPPORTED_NORMS:
-            raise ValueError(f"norm_type must be one of {self.SUPPORTED_NORMS}, got {norm_type!r}")
+            raise ArgumentError(
+                f"norm_type must be one of {self.SUPPORTED_NORMS}, got {norm_type!r}"
+            )
         if weight_values is not None:
             weight_values = weight_values.reshape(-1, weight_values.shape[-1])
             out_features, in_features = weight_values.shape
         if in_features is None or out_features is None:
-            raise ValueError("give in_features and out_features, or weight_values")
+            raise ArgumentError("give in_features and out_features, or weight_values")
         if norm_type == "batch_norm":
             self.norm = nn.BatchNorm1d(in_features, eps=1e-8, affine=affine_norm)
         elif norm_type == "layer_norm":
@@ -84,7 +87,7 @@ class LinearModel(nn.Module, Model):
         else:
             self.norm = None
         if bias_value is not None and not bias:
-            raise ValueError("bias_value was given but bias is False")
+            raise ArgumentError("bias_value was given but bias is False")
         # given values need no random initialisation (which would consume the global RNG)
         device = "meta" if weight_values is not None else None
         self.linear = nn.Linear(in_features, out_features, bias=bias, device=device)
@@ -135,13 +138,13 @@ def collect(dataloader: DataLoader) -> tuple[Tensor, Tensor, Tensor | None]:
     xs, ys, ws = [], [], []
     for batch in dataloader:
         if len(batch) not in (2, 3):
-            raise ValueError(f"batches must be (x, y) or (x, y, w), got {len(batch)} tensors")
+            raise ArgumentError(f"batches must be (x, y) or (x, y, w), got {len(batch)} tensors")
         xs.append(batch[0])
         ys.append(batch[1])
         if len(batch) == 3:
             ws.append(batch[2])
     if not xs:
-        raise ValueError("the training DataLoader is empty")
+        raise ArgumentError("the training DataLoader is empty")
     return torch.cat(xs), torch.cat(ys), torch.cat(ws) if ws else None
 
 
@@ -152,7 +155,7 @@ def _train_torch(
     start = time.perf_counter()
     x, y, w = collect(dataloader)
     if x.dim() != 2 or y.reshape(len(y), -1).shape[1] != 1:
-        raise ValueError(
+        raise ArgumentError(
             f"expected 2-D inputs and one target per sample, got {tuple(x.shape)} and "
             f"{tuple(y.shape)}"
         )
@@ -253,7 +256,7 @@ class ShapleyLinearRegression(TorchLinearModel):
     def solve(self, x: Tensor, y: Tensor, w: Tensor | None) -> tuple[Tensor, Tensor]:
         coef, intercept = fit_shapley(x, y, w)
         if not bool(torch.isfinite(intercept).all() and torch.isfinite(coef).all()):
-            raise ValueError(
+            raise ArgumentError(
                 "ShapleyLinearRegression needs the empty (all zeros) and the full (all ones) "
                 "coalition among the samples of every row"
             )

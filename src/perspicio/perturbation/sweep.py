@@ -48,6 +48,7 @@ from perspicio._core.forward import forward_call, run_forward
 from perspicio._core.hooks import handles, replace
 from perspicio._core.sites import LayerSite
 from perspicio._core.target import Target
+from perspicio._core.validate import ArgumentError
 from perspicio.perturbation.progress import progress
 
 Evaluate = Callable[[Tensors, int], Any]
@@ -259,7 +260,7 @@ class _Schedule:
     def step(self, values: Tensors, base: Tensor, n: int, total: int, activations: int) -> int:
         if not is_per_example(base, n):
             if not self.auto and self.per_eval > 1:
-                raise ValueError(
+                raise ArgumentError(
                     f"perturbations_per_eval={self.per_eval} needs a forward_func whose output "
                     f"has one row per example, but it returned shape {tuple(base.shape)} for "
                     f"{n} examples (one value for the whole batch): use perturbations_per_eval=1"

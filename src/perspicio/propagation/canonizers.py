@@ -31,7 +31,8 @@ import torch
 from torch import Tensor, fx, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from perspicio.propagation.rules import swapped
+from perspicio._core.hooks import swapped
+from perspicio._core.validate import ArgumentError
 
 MERGEABLE: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -128,14 +129,14 @@ def _check_types(layer: Any, bn: Any) -> None:
     w = _param(layer, "weight")
     out = -1 if w is None else w.shape[0]
     if bn.num_features != out:
-        raise ValueError(
+        raise ArgumentError(
             f"cannot merge {bn} into {type(layer).__name__} with {out} output channels"
         )
 
 
 def _check_state(bn: _BatchNorm) -> None:
     if bn.training or bn.running_mean is None or bn.running_var is None:
-        raise ValueError(
+        raise ArgumentError(
             f"cannot merge {bn}: it normalises with batch statistics (training mode or no "
             "running statistics); put the model in eval mode to merge BatchNorm layers"
         )
@@ -269,12 +270,12 @@ def sum_code(block: nn.Module) -> SumCode:
     """Trace ``block`` and route each addition of two tensors through a ``Sum`` child."""
     graph = own_graph(block)
     if graph is None:
-        raise ValueError(
+        raise ArgumentError(
             f"ResNetCanonizer cannot trace the forward of {type(block).__name__} with "
             "torch.fx; insert a perspicio.lrp.Sum module for its residual addition instead"
         )
     if sum(n.op == "placeholder" for n in graph.nodes) != 1:
-        raise ValueError(
+        raise ArgumentError(
             f"ResNetCanonizer handles blocks whose forward takes one input; "
             f"{type(block).__name__}.forward takes more"
         )

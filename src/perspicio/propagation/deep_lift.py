@@ -13,6 +13,7 @@ from perspicio._core.attribution import GradientAttribution, sum_rows
 from perspicio._core.call import Call, TensorOrTensors, Tensors, build_call, normalize_distribution
 from perspicio._core.forward import forward_call
 from perspicio._core.sites import InputSite, Objective, Site, target_objective
+from perspicio._core.validate import ArgumentError
 from perspicio.propagation.composite import Composite
 from perspicio.propagation.rules import deeplift_rules
 
@@ -23,7 +24,7 @@ def call_custom_attribution_func(
     """Call ``func`` with as many of ``(multipliers, inputs, baselines)`` as it takes."""
     n = len(inspect.signature(func).parameters)
     if n not in (1, 2, 3):
-        raise ValueError(
+        raise ArgumentError(
             "custom_attribution_func must take 1, 2 or 3 arguments (multipliers, inputs, "
             f"baselines), it takes {n}"
         )
@@ -79,7 +80,9 @@ def deeplift_at(
     def first_half(c: Call, inputs: Tensors) -> Tensor:
         out = objective(c, inputs)
         if out.dim() == 0:
-            raise ValueError("DeepLift needs one output per example, the model returned a scalar")
+            raise ArgumentError(
+                "DeepLift needs one output per example, the model returned a scalar"
+            )
         seen.append(out.detach())
         return out[:n]
 

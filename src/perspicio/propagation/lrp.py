@@ -23,6 +23,7 @@ from perspicio._core.attribution import GradientAttribution, LayerAttribution, s
 from perspicio._core.call import Call, TensorOrTensors, Tensors, as_tensors, build_call
 from perspicio._core.forward import scores
 from perspicio._core.hooks import capture, grad, leaves
+from perspicio._core.validate import ArgumentError
 from perspicio.propagation.canonizers import Canonizer, Sum
 from perspicio.propagation.composite import Composite
 from perspicio.propagation.deep_lift import check_model
@@ -146,7 +147,7 @@ def propagate(
         stack.enter_context(Composite({}, lookup=by_module.get).context(model))
         out = scores(model, call, x)
         if out.dim() != 1 or out.shape[0] != call.batch_size:
-            raise ValueError(
+            raise ArgumentError(
                 f"LRP needs one target score per example, got shape {tuple(out.shape)}; "
                 "choose one output per example with target"
             )

@@ -27,8 +27,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from perspicio._core.hooks import swapped
+from perspicio._core.validate import ArgumentError
 from perspicio.propagation import rules as _rules
-from perspicio.propagation.rules import ModuleCall, swapped
+from perspicio.propagation.rules import ModuleCall
 
 Params = dict[str, Tensor | None]
 
@@ -58,7 +60,7 @@ def _check_number(value: Any, name: str, minimum: int = 0) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+        raise ArgumentError(f"{name} must be at least {minimum}, got {value}")
     return float(value)
 
 
@@ -209,7 +211,7 @@ class IdentityRule(PropagationRule):
 
     def backward(self, call: ModuleCall, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         if call.x.shape != grad_out.shape or len(call.xs) != 1:
-            raise ValueError(
+            raise ArgumentError(
                 f"IdentityRule needs a module with one input of its output's shape; "
                 f"{type(call.module).__name__} maps {tuple(call.x.shape)} to "
                 f"{tuple(grad_out.shape)}"
@@ -261,12 +263,12 @@ class ZBoxRule(PropagationRule):
         try:
             bad = bool((lo > hi).any())
         except RuntimeError:
-            raise ValueError(
+            raise ArgumentError(
                 f"low and high must broadcast together, got shapes {tuple(lo.shape)} and "
                 f"{tuple(hi.shape)}"
             ) from None
         if bad:
-            raise ValueError("low must not exceed high")
+            raise ArgumentError("low must not exceed high")
         self.low, self.high = low, high
         self.STABILITY_FACTOR = _check_number(stabilizer, "stabilizer")
 
@@ -275,7 +277,7 @@ class ZBoxRule(PropagationRule):
         try:
             return b.expand_as(x)
         except RuntimeError:
-            raise ValueError(
+            raise ArgumentError(
                 f"ZBoxRule bound of shape {tuple(b.shape)} does not broadcast to the input of "
                 f"shape {tuple(x.shape)}"
             ) from None
@@ -283,7 +285,9 @@ class ZBoxRule(PropagationRule):
     def terms(self, call: ModuleCall) -> list[Term]:
         m, x = call.module, call.x
         if len(call.xs) != 1:
-            raise ValueError(f"ZBoxRule needs a module with one input, {type(m).__name__} has more")
+            raise ArgumentError(
+                f"ZBoxRule needs a module with one input, {type(m).__name__} has more"
+            )
         lo, hi = self._bound(self.low, x), self._bound(self.high, x)
         return [
             Term(call.xs, _no_bias(m)),

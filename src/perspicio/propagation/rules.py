@@ -9,14 +9,16 @@ decides which rule applies to which module.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from perspicio._core.hooks import swapped
+from perspicio._core.validate import ArgumentError
 
 
 class _Slot:
@@ -26,39 +28,6 @@ class _Slot:
 
 SLOT = _Slot()
 """Marks where a tensor of ``ModuleCall.xs`` goes among a module's positional inputs."""
-
-
-@contextmanager
-def swapped(module: nn.Module, values: Mapping[str, Any]) -> Iterator[None]:
-    """Give ``module`` other parameters, buffers or plain attributes for the ``with`` block.
-
-    The original objects are put back on exit, whatever happens: the user's tensors are never
-    written to, so weights, buffers, ``requires_grad`` and ``.grad`` come back untouched.
-    A replacement parameter is a new ``Parameter`` that does not require grad (``None`` removes
-    it for the block, as for a layer without bias).
-    """
-    saved: list[tuple[str, str, Any]] = []
-    try:
-        for name, value in values.items():
-            if name in module._parameters:
-                saved.append(("param", name, module._parameters[name]))
-                new = value if value is None else nn.Parameter(value.detach(), False)
-                module._parameters[name] = new
-            elif name in module._buffers:
-                saved.append(("buffer", name, module._buffers[name]))
-                module._buffers[name] = value
-            else:
-                saved.append(("attr", name, getattr(module, name)))
-                setattr(module, name, value)
-        yield
-    finally:
-        for kind, name, old in reversed(saved):
-            if kind == "param":
-                module._parameters[name] = old
-            elif kind == "buffer":
-                module._buffers[name] = old
-            else:
-                setattr(module, name, old)
 
 
 @dataclass
@@ -156,7 +125,7 @@ class _Override(torch.autograd.Function):
             g = ctx.rule.backward(ctx.call, grad_out)
         grads = g if isinstance(g, tuple) else (g, *([None] * (ctx.n - 1)))
         if len(grads) != ctx.n:
-            raise ValueError(
+            raise ArgumentError(
                 f"{type(ctx.rule).__name__}.backward returned {len(grads)} gradients for "
                 f"{type(ctx.call.module).__name__}, which has {ctx.n} tensor inputs: a rule "
                 "must give one per tensor input (None for none)"

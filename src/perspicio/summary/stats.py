@@ -16,6 +16,8 @@ from typing import Any, TypeAlias, TypeVar, Union
 import torch
 from torch import Tensor
 
+from perspicio._core.validate import ArgumentError
+
 __all__ = [
     "MSE",
     "CommonStats",
@@ -69,7 +71,7 @@ class Stat:
     def _require(self, stat: _S) -> _S:
         found = self._get_stat(stat)
         if found is None:
-            raise ValueError(
+            raise ArgumentError(
                 f"{type(self).__name__} needs {type(stat).__name__} in the same summarizer; "
                 "build summarizers with Summarizer(stats), which adds dependencies"
             )

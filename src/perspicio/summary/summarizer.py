@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from perspicio._core.validate import ArgumentError
 from perspicio.summary.stats import Stat, StatValue
 
 __all__ = ["ClassSummarizer", "Summarizer", "SummarizerSingleTensor"]
@@ -35,7 +36,7 @@ def _resolve(stats: Sequence[Stat]) -> tuple[list[Stat], list[int]]:
         if any(stat is placed for placed in ordered):
             return
         if stat in path:
-            raise ValueError(f"stats depend on each other in a cycle through {stat!r}")
+            raise ArgumentError(f"stats depend on each other in a cycle through {stat!r}")
         for dependency in stat.dependencies():
             place(known.setdefault(dependency, dependency), (*path, stat))
         ordered.append(stat)
@@ -69,11 +70,13 @@ class SummarizerSingleTensor:
     def __init__(self, stats: list[Stat], summary_stats_indices: list[int]) -> None:
         for index in summary_stats_indices:
             if not 0 <= index < len(stats):
-                raise ValueError(f"summary_stats_indices has {index}, outside 0..{len(stats) - 1}")
+                raise ArgumentError(
+                    f"summary_stats_indices has {index}, outside 0..{len(stats) - 1}"
+                )
         for i, stat in enumerate(stats):
             for dependency in stat.dependencies():
                 if dependency not in stats[:i]:
-                    raise ValueError(
+                    raise ArgumentError(
                         f"{stat!r} depends on {dependency!r}, which must come before it in stats"
                     )
         self._stats = stats
@@ -88,7 +91,7 @@ class SummarizerSingleTensor:
         if self._shape is None:
             self._shape = shape
         elif shape != self._shape:
-            raise ValueError(
+            raise ArgumentError(
                 f"every sample must have the shape of the first, {tuple(self._shape)}; "
                 f"got {tuple(shape)}"
             )
@@ -155,7 +158,7 @@ class Summarizer:
             raise TypeError(f"update got {type(x).__name__} but the first update got {first}")
         inputs = tuple(_as_tensor(item, "update input") for item in (x if is_tuple else (x,)))
         if self._summarizers and len(inputs) != len(self._summarizers):
-            raise ValueError(
+            raise ArgumentError(
                 f"update got {len(inputs)} tensors but earlier updates had {len(self._summarizers)}"
             )
         if not self._summarizers:
@@ -196,7 +199,7 @@ def _label_keys(labels: Any, batch_size: int) -> list[Hashable]:
     if len(keys) == 1:
         return keys * batch_size
     if len(keys) != batch_size:
-        raise ValueError(
+        raise ArgumentError(
             f"labels must have one entry per example ({batch_size}) or exactly one; got {len(keys)}"
         )
     return keys
@@ -242,7 +245,7 @@ class ClassSummarizer(Summarizer):
         inputs = self._inputs(x)
         sizes = {tensor.shape[0] if tensor.dim() else None for tensor in inputs}
         if len(sizes) != 1 or None in sizes:
-            raise ValueError(f"every input needs the same batch size on dim 0; got {sizes}")
+            raise ArgumentError(f"every input needs the same batch size on dim 0; got {sizes}")
         keys = _label_keys(labels, inputs[0].shape[0])
         self._update_batch(inputs)
         rows: dict[Hashable, list[int]] = {}

@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from perspicio._core.validate import ArgumentError
+
 
 class InterpretableEmbeddingBase(nn.Module):
     """A pass-through that stands in for an embedding layer: it returns its first argument.
@@ -48,7 +50,7 @@ class InterpretableEmbeddingBase(nn.Module):
             return inputs[0]
         if kwargs:
             return next(iter(kwargs.values()))
-        raise ValueError(
+        raise ArgumentError(
             "InterpretableEmbeddingBase got no arguments: pass the embedding vectors as its "
             "first argument"
         )
@@ -83,7 +85,7 @@ def _parent_and_name(model: nn.Module, dotted: str) -> tuple[nn.Module, str]:
         parent = reduce(getattr, path, model)
         getattr(parent, name)
     except AttributeError:
-        raise ValueError(f"the model has no submodule named {dotted!r}") from None
+        raise ArgumentError(f"the model has no submodule named {dotted!r}") from None
     return parent, name
 
 
@@ -114,7 +116,7 @@ def configure_interpretable_embedding_layer(
     parent, name = _parent_and_name(model, embedding_layer_name)
     layer = getattr(parent, name)
     if isinstance(layer, InterpretableEmbeddingBase):
-        raise ValueError(
+        raise ArgumentError(
             f"the layer {embedding_layer_name!r} is already an InterpretableEmbeddingBase; "
             "remove it first with remove_interpretable_embedding_layer"
         )

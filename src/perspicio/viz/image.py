@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from perspicio._core.validate import ArgumentError
 from perspicio.viz._figure import (
     add_colorbar,
     hide_ticks,
@@ -48,7 +49,7 @@ def _as_hwc(value: Any, name: str) -> np.ndarray:
     if array.ndim == 3 and array.shape[-1] not in (1, 3) and array.shape[0] in (1, 3):
         array = np.moveaxis(array, 0, -1)  # (C, H, W) -> (H, W, C)
     if array.ndim not in (2, 3):
-        raise ValueError(
+        raise ArgumentError(
             f"{name} must have shape (H, W), (H, W, C) or (C, H, W); got {array.shape}"
         )
     return array
@@ -77,18 +78,18 @@ def _check_inputs(
     kind = parse_choice(method, ImageVisualizationMethod, "method")
     sign_kind = parse_choice(sign, VisualizeSign, "sign")
     if kind in _NEEDS_ONE_SIGN and sign_kind is VisualizeSign.all:
-        raise ValueError(
+        raise ArgumentError(
             f"sign='all' cannot be drawn with method={kind.name!r}: choose 'positive', "
             "'negative' or 'absolute_value'"
         )
     if attr is None and kind is not _M.original_image:
-        raise ValueError(f"attr is required for method={kind.name!r}")
+        raise ArgumentError(f"attr is required for method={kind.name!r}")
     if original_image is None and kind is not _M.heat_map:
-        raise ValueError(f"original_image is required for method={kind.name!r}")
+        raise ArgumentError(f"original_image is required for method={kind.name!r}")
     attr_hwc = None if attr is None else _as_hwc(attr, "attr")
     image_hwc = None if original_image is None else _as_hwc(original_image, "original_image")
     if attr_hwc is not None and image_hwc is not None and attr_hwc.shape[:2] != image_hwc.shape[:2]:
-        raise ValueError(
+        raise ArgumentError(
             "attr and original_image must have the same height and width; got "
             f"{attr_hwc.shape} and {image_hwc.shape}"
         )
@@ -258,12 +259,12 @@ def visualize_image_attr_multiple(
         2
     """
     if len(methods) == 0 or len(methods) != len(signs):
-        raise ValueError(
+        raise ArgumentError(
             "methods and signs must be non-empty and of equal length; got "
             f"{len(methods)} methods and {len(signs)} signs"
         )
     if titles is not None and len(titles) != len(methods):
-        raise ValueError(f"titles must have one entry per method; got {len(titles)}")
+        raise ArgumentError(f"titles must have one entry per method; got {len(titles)}")
     for method, sign in zip(methods, signs):
         _check_inputs(attr, original_image, method, sign)
     figure, grid = make_figure(None, use_pyplot, fig_size, nrows=1, ncols=len(methods))
@@ -291,7 +292,7 @@ def visualize_image_attr_multiple(
 def _as_mask(mask: Any) -> np.ndarray:
     array = to_numpy(mask, "mask")
     if array.ndim != 2:
-        raise ValueError(f"mask must be a 2D (H, W) array; got shape {array.shape}")
+        raise ArgumentError(f"mask must be a 2D (H, W) array; got shape {array.shape}")
     return array.astype(bool)
 
 
@@ -339,7 +340,7 @@ def draw_mask_border(
     if isinstance(border_width, bool) or not isinstance(border_width, (int, np.integer)):
         raise TypeError(f"border_width must be an int; got {border_width!r}")
     if border_width < 1:
-        raise ValueError(f"border_width must be at least 1; got {border_width}")
+        raise ArgumentError(f"border_width must be at least 1; got {border_width}")
     if not region.any():
         return
     from matplotlib.colors import to_rgba

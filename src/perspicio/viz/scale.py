@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from perspicio._core.validate import ArgumentError
+
 if TYPE_CHECKING:
     from matplotlib.colors import Colormap
 
@@ -81,7 +83,7 @@ def parse_choice(value: str | Enum, choices: type[_E], arg: str) -> _E:
     if isinstance(value, str) and value in choices.__members__:
         return choices[value]
     allowed = ", ".join(repr(name) for name in choices.__members__)
-    raise ValueError(f"{arg} must be one of {allowed}; got {value!r}")
+    raise ArgumentError(f"{arg} must be one of {allowed}; got {value!r}")
 
 
 def to_numpy(value: Any, name: str) -> np.ndarray:
@@ -128,12 +130,12 @@ def cumulative_sum_threshold(values: np.ndarray, percentile: float) -> float:
         1.0
     """
     if not 0 <= percentile <= 100:
-        raise ValueError(f"percentile must be in [0, 100]; got {percentile}")
+        raise ArgumentError(f"percentile must be in [0, 100]; got {percentile}")
     flat = np.sort(np.asarray(values, dtype=np.float64).ravel())
     if flat.size == 0:
         return 0.0
     if flat[0] < 0:
-        raise ValueError(f"values must be non-negative; found {flat[0]}")
+        raise ArgumentError(f"values must be non-negative; found {flat[0]}")
     cumulative = np.cumsum(flat)
     index = int(np.searchsorted(cumulative, cumulative[-1] * percentile / 100.0, side="left"))
     return float(flat[min(index, flat.size - 1)])
@@ -187,7 +189,7 @@ def normalize_attr(
         array([0., 0., 0., 1.])
     """
     if not 0 <= outlier_perc <= 100:
-        raise ValueError(f"outlier_perc must be in [0, 100]; got {outlier_perc}")
+        raise ArgumentError(f"outlier_perc must be in [0, 100]; got {outlier_perc}")
     values = np.asarray(attr, dtype=np.float64)
     if reduction_axis is not None:
         values = values.sum(axis=reduction_axis)
@@ -258,5 +260,5 @@ def default_cmap(
         try:
             return matplotlib.colormaps[cmap], vmin, 1.0
         except KeyError as err:
-            raise ValueError(f"cmap {cmap!r} is not a known matplotlib colour map") from err
+            raise ArgumentError(f"cmap {cmap!r} is not a known matplotlib colour map") from err
     return cmap, vmin, 1.0

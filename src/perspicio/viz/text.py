@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from perspicio._core.validate import ArgumentError
 from perspicio.viz.scale import to_numpy
 
 __all__ = [
@@ -146,7 +147,9 @@ def format_tooltip(item: str, text: str) -> str:
 def _importance_values(importances: Any) -> np.ndarray:
     values = to_numpy(importances, "word_attributions").astype(np.float64)
     if values.ndim != 1:
-        raise ValueError(f"word_attributions must be 1D (one per token); got shape {values.shape}")
+        raise ArgumentError(
+            f"word_attributions must be 1D (one per token); got shape {values.shape}"
+        )
     return values
 
 
@@ -165,7 +168,7 @@ def format_word_importances(words: Sequence[Any], importances: Any) -> str:
         return "<td></td>"
     values = _importance_values(importances)
     if len(words) > values.shape[0]:
-        raise ValueError(
+        raise ArgumentError(
             f"need one attribution per word: {len(words)} words, {values.shape[0]} attributions"
         )
     marks = [

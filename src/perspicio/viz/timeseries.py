@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from perspicio._core.validate import ArgumentError
 from perspicio.viz._figure import add_colorbar, make_figure, note_in_title, show_if_interactive
 from perspicio.viz.scale import (
     TimeseriesVisualizationMethod,
@@ -38,11 +39,11 @@ def _channels_first(attr: Any, data: Any, channels_last: bool) -> tuple[np.ndarr
             array = array[:, None] if channels_last else array[None, :]
         if array.ndim != 2:
             layout = "(T, C)" if channels_last else "(C, T)"
-            raise ValueError(f"{name} must be 2D {layout}; got shape {array.shape}")
+            raise ArgumentError(f"{name} must be 2D {layout}; got shape {array.shape}")
         arrays.append(array.T if channels_last else array)
     attr_ct, data_ct = arrays
     if attr_ct.shape != data_ct.shape:
-        raise ValueError(
+        raise ArgumentError(
             f"attr and data must have the same shape; got {attr_ct.shape} and {data_ct.shape} "
             "(as (C, T))"
         )
@@ -51,7 +52,7 @@ def _channels_first(attr: Any, data: Any, channels_last: bool) -> tuple[np.ndarr
 
 def _check_labels(channel_labels: Sequence[str] | None, n_channels: int) -> None:
     if channel_labels is not None and len(channel_labels) != n_channels:
-        raise ValueError(
+        raise ArgumentError(
             f"channel_labels must have one entry per channel ({n_channels}); "
             f"got {len(channel_labels)}"
         )
@@ -62,7 +63,7 @@ def _x_positions(x_values: Any, length: int) -> np.ndarray:
         return np.arange(length, dtype=np.float64)
     xs = to_numpy(x_values, "x_values").astype(np.float64).ravel()
     if xs.shape[0] != length:
-        raise ValueError(
+        raise ArgumentError(
             f"x_values must have length {length} (the series length); got {xs.shape[0]}"
         )
     return xs
@@ -274,7 +275,9 @@ def _panels(
     figure, axes = make_figure(plt_fig_axis, use_pyplot, fig_size, nrows=n_panels, sharex=True)
     found = np.ravel(np.asarray(axes, dtype=object)).shape[0]
     if found < n_panels:
-        raise ValueError(f"plt_fig_axis must provide {n_panels} axes (one per panel); got {found}")
+        raise ArgumentError(
+            f"plt_fig_axis must provide {n_panels} axes (one per panel); got {found}"
+        )
     return figure, axes
 
 
