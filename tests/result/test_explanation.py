@@ -69,8 +69,12 @@ def test_slicing_aggregation_and_concat() -> None:
 def test_save_and_load_round_trip_exactly(tmp_path) -> None:
     model = _model()
     x = torch.randn(5, 5, dtype=torch.float64)
-    e = explain(IntegratedGradients(model), x, target=torch.tensor([0, 1, 2, 0, 1]),
-                feature_names=list("vwxyz"))
+    e = explain(
+        IntegratedGradients(model),
+        x,
+        target=torch.tensor([0, 1, 2, 0, 1]),
+        feature_names=list("vwxyz"),
+    )
     path = tmp_path / "e.safetensors"
     e.save(path)
     back = Explanation.load(path)

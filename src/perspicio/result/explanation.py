@@ -122,18 +122,23 @@ class Explanation:
         """The explanation of some rows (an int keeps a batch of one)."""
         if isinstance(rows, int):
             rows = slice(rows, rows + 1 if rows != -1 else None)
-        pick = (
-            (lambda t: None if t is None else t[rows])
-            if not isinstance(rows, list)
-            else (lambda t: None if t is None else t[torch.as_tensor(rows, dtype=torch.long)])
+        index: slice | Tensor = (
+            rows if isinstance(rows, slice | Tensor) else torch.as_tensor(rows, dtype=torch.long)
         )
+
+        def pick(t: Tensor) -> Tensor:
+            return t[index]
+
+        def maybe(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t[index]
+
         return replace(
             self,
             values=tuple(pick(v) for v in self.values),
             data=None if self.data is None else tuple(pick(d) for d in self.data),
-            output=pick(self.output),
-            base_value=pick(self.base_value),
-            target=pick(self.target),
+            output=maybe(self.output),
+            base_value=maybe(self.base_value),
+            target=maybe(self.target),
         )
 
     def flat(self) -> Tensor:

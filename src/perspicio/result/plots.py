@@ -81,7 +81,7 @@ def waterfall(e: Explanation, row: int = 0, k: int = 10, ax: Axes | None = None)
         steps.append((f"{len(order) - k} other features", float(rest)))
     ax = _axes(ax, (7, 0.45 * len(steps) + 1.5))
     start = base
-    for pos, (name, v) in enumerate(steps):
+    for pos, (_, v) in enumerate(steps):
         y = len(steps) - 1 - pos
         ax.barh(y, v, left=start, color="#2ca02c" if v >= 0 else "#d62728")
         ax.text(start + v, y, f" {v:+.3g}", va="center", fontsize=8)

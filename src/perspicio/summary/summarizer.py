@@ -175,6 +175,20 @@ class Summarizer:
         for summarizer, tensor in zip(self._summarizers, inputs):
             summarizer.update(tensor)
 
+    def update_batch(self, x: Tensor | tuple[Tensor, ...]) -> None:
+        """Add every example of a batch (dim 0 of each input) as one sample.
+
+        The batch's statistics are merged into the running ones in one step (Chan et al.'s
+        pairwise update), which equals adding the examples one by one up to rounding.
+        """
+        inputs = self._inputs(x)  # checks the form and sets up one summarizer per input
+        sizes = sorted({int(t.shape[0]) if t.dim() else 0 for t in inputs})
+        if len(sizes) > 1 or any(t.dim() == 0 for t in inputs):
+            raise ArgumentError(
+                f"update_batch needs inputs with one batch size on dim 0; got {sizes}"
+            )
+        self._update_batch(inputs)
+
     def _update_batch(self, inputs: tuple[Tensor, ...]) -> None:
         """Add samples along dim 0 of each (already checked) input."""
         for summarizer, tensor in zip(self._summarizers, inputs):
