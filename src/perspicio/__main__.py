@@ -1,4 +1,4 @@
-"""The ``perspicio`` command line: ``perspicio insights --demo``."""
+"""The ``perspicio`` command line: ``perspicio insights --demo``, ``perspicio explain ...``."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--bind-all", action="store_true", help="listen on all interfaces, not only 127.0.0.1"
     )
     insights.add_argument("--debug", action="store_true", help="log every request")
+    from perspicio.result.command import add_parser as add_explain
+
+    add_explain(commands)
     return parser
 
 
@@ -38,6 +41,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         run_demo(args.port, args.bind_all, args.debug)
         return 0
+    if args.command == "explain":
+        from perspicio._core.validate import ArgumentError
+        from perspicio.result.command import run
+
+        try:
+            return run(args)
+        except ArgumentError as e:
+            parser.exit(2, f"perspicio explain: {e}\n")
     parser.print_help()
     return 1
 
