@@ -69,31 +69,28 @@ def check_mode(mode: Any) -> None:
         raise TypeError(f"interpolate_mode must be a string or None, got {type(mode).__name__}")
 
 
-def input_masks(values: Tensor, inputs: Tensors, mode: str | None) -> list[Tensor | None]:
-    """Each channel upsampled to each input of the same rank, scaled to [0, 1]: ``(N, C, *S)``.
-
-    Inputs of another rank get ``None`` (they are not masked).
-    """
-    masks: list[Tensor | None] = []
-    for x in inputs:
-        if x.dim() != values.dim() or x.dim() < 3:
-            masks.append(None)
-            continue
-        m = values
-        if m.shape[2:] != x.shape[2:]:
-            m = F.interpolate(
-                m, size=tuple(x.shape[2:]), mode=mode or _MODES.get(m.dim() - 2, "nearest")
-            )
-        flat = m.reshape(*m.shape[:2], -1)
-        lo = flat.min(2).values.reshape(*m.shape[:2], *([1] * (m.dim() - 2)))
-        hi = flat.max(2).values.reshape(lo.shape)
-        masks.append(safe_div(m - lo, hi - lo).to(x.dtype))
-    if all(m is None for m in masks):
+def masked_inputs(values: Tensor, inputs: Tensors) -> list[bool]:
+    """Which inputs Score-CAM masks: those with the rank of the layer's values ``(N, C, *S)``."""
+    which = [x.dim() == values.dim() and x.dim() >= 3 for x in inputs]
+    if not any(which):
         raise ArgumentError(
             f"LayerScoreCam masks the inputs with the layer's channel maps: no input has the "
             f"rank of the layer's values {tuple(values.shape)} (N, C, *spatial)"
         )
-    return masks
+    return which
+
+
+def channel_masks(values: Tensor, x: Tensor, mode: str | None) -> Tensor:
+    """Each channel of ``values`` upsampled to ``x``'s spatial size and scaled to [0, 1]."""
+    m = values
+    if m.shape[2:] != x.shape[2:]:
+        m = F.interpolate(
+            m, size=tuple(x.shape[2:]), mode=mode or _MODES.get(m.dim() - 2, "nearest")
+        )
+    flat = m.reshape(*m.shape[:2], -1)
+    lo = flat.min(2).values.reshape(*m.shape[:2], *([1] * (m.dim() - 2)))
+    hi = flat.max(2).values.reshape(lo.shape)
+    return safe_div(m - lo, hi - lo).to(x.dtype)
 
 
 class LayerScoreCam(CamLayer):
@@ -141,16 +138,16 @@ class LayerScoreCam(CamLayer):
         call = build_call(inputs, target, additional_forward_args, require_float=True)
         site = self._site(attribute_to_layer_input)
         values = self._layout(_one(site.values(self.forward_func, call), "LayerScoreCam"))
-        masks = input_masks(values, call.inputs, interpolate_mode)
+        which = masked_inputs(values, call.inputs)
 
         def evaluate(lo: int, hi: int) -> Tensor:
             k, stacked = hi - lo, []
-            for x, m in zip(call.inputs, masks):
-                rep = (
-                    x.expand(k, *x.shape)
-                    if m is None
-                    else x * m[:, lo:hi].transpose(0, 1).unsqueeze(2)
-                )
+            for x, masked in zip(call.inputs, which):
+                if masked:  # (N, k, *S) masks -> (k, N, 1, *S) times (N, C_in, *S)
+                    m = channel_masks(values[:, lo:hi], x, interpolate_mode)
+                    rep = x * m.transpose(0, 1).unsqueeze(2)
+                else:
+                    rep = x.expand(k, *x.shape)
                 stacked.append(rep.reshape(k * x.shape[0], *x.shape[1:]))
             return target_scores(self.forward_func, call, tuple(stacked), k)
 
