@@ -42,7 +42,7 @@ def target_scores(forward_func: Any, call: Call, inputs: Tensors | None, k: int)
 
     ``inputs`` are the stacked inputs (``k * N`` rows); ``None`` repeats the call's own.
     """
-    sub = call.repeat(k, inputs=inputs is not None)
+    sub = call.repeat(k, inputs=inputs is None)
     out = sub.target.select(forward_call(forward_func, sub, inputs))
     if out.numel() != k * call.batch_size:
         raise ArgumentError(
