@@ -115,6 +115,9 @@ truth. CAM rows are computed at the last convolutional block (8×8) and upsample
 <p>Means over {n_score} test images (higher is better).
 Pointing game: is the largest attribution on the object; relevance mass: the share of positive
 attribution on the object; relevance rank: the share of the K top-ranked pixels on the object
-(K = the object's size). The random row is what an uninformative map scores.</p>
+(K = the object's size). The random row is what an uninformative map scores. The model ends
+in global average pooling and a linear layer, where Grad-CAM, HiResCAM and XGrad-CAM coincide
+(all three reduce to the original CAM); Shapley, Lime and Kernel SHAP rows work on 8 or 16
+coarse pixel blocks, so they cannot outline a small object.</p>
 <table><tr><th>method</th><th>family</th>{metric_head}<th>time (ms)</th></tr>{table}</table>"""
     return page, rows
