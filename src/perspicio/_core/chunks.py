@@ -39,3 +39,18 @@ def units_per_chunk(rows_per_chunk: int | None, rows_per_unit: int) -> int | Non
     if rows_per_chunk is None:
         return None
     return max(1, rows_per_chunk // max(rows_per_unit, 1))
+
+
+PASS_BYTES = 256 * 2**20
+"""What one forward pass of stacked copies may hold when the user gives no chunk size."""
+
+
+def units_in_budget(per_chunk: int | None, bytes_per_unit: int, total: int) -> int:
+    """Units per chunk: ``per_chunk`` when given, else as many as :data:`PASS_BYTES` holds.
+
+    Results never depend on it; ``bytes_per_unit`` is the caller's estimate of what one unit
+    (all examples' copies for one perturbation) costs in a forward pass.
+    """
+    if per_chunk is not None:
+        return per_chunk
+    return max(1, min(total, PASS_BYTES // max(bytes_per_unit, 1)))

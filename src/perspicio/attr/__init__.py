@@ -9,7 +9,14 @@ from perspicio._core.attribution import (
 )
 from perspicio.attr import visualization as visualization
 from perspicio.gradient.activation import LayerActivation, LayerGradientXActivation, NeuronGradient
-from perspicio.gradient.cam import GuidedGradCam, LayerGradCam
+from perspicio.gradient.cam import GuidedGradCam, LayerGradCam, vit_reshape
+from perspicio.gradient.cam_free import LayerAblationCam, LayerEigenCam, LayerScoreCam
+from perspicio.gradient.cam_gradient import (
+    LayerCam,
+    LayerGradCamPlusPlus,
+    LayerHiResCam,
+    LayerXGradCam,
+)
 from perspicio.gradient.input_x_gradient import InputXGradient
 from perspicio.gradient.saliency import Saliency
 from perspicio.path.conductance import InternalInfluence, LayerConductance, NeuronConductance
@@ -149,4 +156,13 @@ __all__ = [
     "LRP",
     "LayerLRP",
     "PropagationRule",
+    # the CAM family (perspicio extensions)
+    "LayerAblationCam",
+    "LayerCam",
+    "LayerEigenCam",
+    "LayerGradCamPlusPlus",
+    "LayerHiResCam",
+    "LayerScoreCam",
+    "LayerXGradCam",
+    "vit_reshape",
 ]

@@ -1,4 +1,5 @@
-"""``python -m perspicio.demo``: train (or load) the digits CNN and write the HTML report."""
+"""``python -m perspicio.demo``: train (or load) the digits and shapes CNNs and write the HTML
+report."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from perspicio.demo import report, sections
+from perspicio.demo import ground_truth, report, sections
 from perspicio.demo.methods import all_methods
 from perspicio.testing.digits import accuracy, digits_model
 
@@ -56,8 +57,17 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(report.MethodRow(method.name, method.family, seconds, max_delta, images))
         sys.stdout.write(f"  {method.name:28s} {seconds * 1000:8.1f} ms\n")
     extra = []
+
+    def shapes() -> str:
+        page, scored = ground_truth.shapes_section(out)
+        for r in scored:
+            if r.error:
+                rows.append(report.MethodRow(f"shapes: {r.name}", r.family, 0.0, None, [], r.error))
+        return page
+
     for name, build in [
         ("metrics", lambda: sections.metrics_section(model, data.x_test[:32], data.y_test[:32])),
+        ("ground truth", shapes),
         ("text", sections.text_section),
     ]:
         start = time.perf_counter()

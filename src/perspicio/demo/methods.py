@@ -1,8 +1,10 @@
 """The methods shown in the demo report, one entry each.
 
-Every entry takes the model, a batch of images ``(N, 1, 8, 8)`` and per-example targets and
+Every entry takes the model, a batch of images ``(N, 1, S, S)`` and per-example targets and
 returns an attribution of the images' shape (and a convergence delta where the method has
-one). Families add their methods here.
+one). A :class:`Spec` says which layers of the model the Layer and Neuron methods use and how
+coarse the feature groups are: :data:`DIGITS` for the 8×8 digits CNN, :data:`SHAPES` for the
+32×32 shapes CNN. Families add their methods here.
 """
 
 from __future__ import annotations
@@ -16,6 +18,25 @@ from torch import Tensor, nn
 from perspicio import attr
 
 Result = tuple[Tensor, Tensor | None]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What the method entries need to know about a demo model and its images."""
+
+    size: int = 8  # images are (N, 1, size, size)
+    cam_layer: str = "relu2"  # the last convolutional block, for the CAM family
+    conductance_layer: str = "conv1"
+    neuron_layer: str = "fc1"
+    neuron: int | tuple[int, ...] = 0
+    occlusion: tuple[int, int] = (3, 1)  # window side and stride
+
+
+DIGITS = Spec()
+SHAPES = Spec(
+    size=32, cam_layer="relu3", conductance_layer="conv2", neuron_layer="conv3",
+    neuron=(0, 4, 4), occlusion=(6, 2),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -36,7 +57,7 @@ def _background(x: Tensor) -> Tensor:
     return torch.zeros(8, *x.shape[1:])
 
 
-def gradient_methods() -> list[DemoMethod]:
+def gradient_methods(spec: Spec = DIGITS) -> list[DemoMethod]:
     return [
         DemoMethod(
             "Saliency", "gradient", lambda m, x, t: _plain(attr.Saliency(m).attribute(x, target=t))
@@ -107,14 +128,15 @@ def gradient_methods() -> list[DemoMethod]:
     ]
 
 
-def _groups(height: int, width: int) -> Tensor:
-    """Feature groups of ``height × width`` pixels on the 8×8 grid, shape ``(1, 1, 8, 8)``."""
-    rows, cols = torch.arange(8).reshape(8, 1), torch.arange(8).reshape(1, 8)
-    return ((rows // height) * (8 // width) + cols // width).reshape(1, 1, 8, 8)
+def _grid(size: int, rows: int, cols: int) -> Tensor:
+    """``rows × cols`` feature groups of equal blocks on the image, shape ``(1, 1, size, size)``."""
+    r, c = torch.arange(size).reshape(size, 1), torch.arange(size).reshape(1, size)
+    return ((r // (size // rows)) * cols + c // (size // cols)).reshape(1, 1, size, size)
 
 
-def perturbation_methods() -> list[DemoMethod]:
-    blocks, strips = _groups(2, 2), _groups(2, 4)  # 16 and 8 groups
+def perturbation_methods(spec: Spec = DIGITS) -> list[DemoMethod]:
+    blocks, strips = _grid(spec.size, 4, 4), _grid(spec.size, 4, 2)  # 16 and 8 groups
+    window, stride = spec.occlusion
     return [
         DemoMethod(
             "Feature Ablation",
@@ -125,7 +147,9 @@ def perturbation_methods() -> list[DemoMethod]:
             "Occlusion",
             "perturbation",
             lambda m, x, t: _plain(
-                attr.Occlusion(m).attribute(x, sliding_window_shapes=(1, 3, 3), target=t)
+                attr.Occlusion(m).attribute(
+                    x, sliding_window_shapes=(1, window, window), strides=stride, target=t
+                )
             ),
         ),
         DemoMethod(
@@ -168,37 +192,71 @@ def perturbation_methods() -> list[DemoMethod]:
     ]
 
 
-def _grad_cam(m: nn.Module, x: Tensor, t: list[int]) -> Result:
-    cam = attr.LayerGradCam(m, m.get_submodule("conv2")).attribute(
-        x, target=t, relu_attributions=True
-    )
-    return attr.LayerAttribution.interpolate(cam, (8, 8), "bilinear"), None
+CAMS = [
+    ("Grad-CAM", attr.LayerGradCam),
+    ("Grad-CAM++", attr.LayerGradCamPlusPlus),
+    ("HiResCAM", attr.LayerHiResCam),
+    ("XGrad-CAM", attr.LayerXGradCam),
+    ("LayerCAM", attr.LayerCam),
+    ("Score-CAM", attr.LayerScoreCam),
+    ("Ablation-CAM", attr.LayerAblationCam),
+    ("Eigen-CAM", attr.LayerEigenCam),
+]
 
 
-def _conductance(m: nn.Module, x: Tensor, t: list[int]) -> Result:
-    cond, delta = attr.LayerConductance(m, m.get_submodule("conv1")).attribute(
-        x, target=t, n_steps=32, return_convergence_delta=True
-    )
-    return cond.sum(1, keepdim=True), delta  # (N, 8, 8, 8) channels summed per pixel
+def _cam(cls: type, layer: str) -> Callable[[nn.Module, Tensor, list[int]], Result]:
+    def run(m: nn.Module, x: Tensor, t: list[int]) -> Result:
+        method = cls(m, m.get_submodule(layer))
+        if cls is attr.LayerEigenCam:  # class agnostic
+            cam = method.attribute(x, relu_attributions=True)
+        else:
+            cam = method.attribute(x, target=t, relu_attributions=True)
+        return attr.LayerAttribution.interpolate(cam, tuple(x.shape[2:]), "bilinear"), None
+
+    return run
 
 
-def layer_methods() -> list[DemoMethod]:
+def cam_methods(spec: Spec = DIGITS) -> list[DemoMethod]:
+    """The CAM family on the last convolutional block, upsampled to the image."""
     return [
-        DemoMethod("Grad-CAM (conv2, upsampled)", "layer", _grad_cam),
+        DemoMethod(f"{name} ({spec.cam_layer}, upsampled)", "cam", _cam(cls, spec.cam_layer))
+        for name, cls in CAMS
+    ]
+
+
+def _conductance(layer: str) -> Callable[[nn.Module, Tensor, list[int]], Result]:
+    def run(m: nn.Module, x: Tensor, t: list[int]) -> Result:
+        cond, delta = attr.LayerConductance(m, m.get_submodule(layer)).attribute(
+            x, target=t, n_steps=32, return_convergence_delta=True
+        )
+        if cond.shape[2:] != x.shape[2:]:  # a pooled layer: back to the image's size
+            cond = attr.LayerAttribution.interpolate(cond, tuple(x.shape[2:]), "bilinear")
+        return cond.sum(1, keepdim=True), delta  # channels summed per pixel
+
+    return run
+
+
+def layer_methods(spec: Spec = DIGITS) -> list[DemoMethod]:
+    return [
+        *cam_methods(spec),
         DemoMethod(
             "Guided Grad-CAM",
             "layer",
             lambda m, x, t: _plain(
-                attr.GuidedGradCam(m, m.get_submodule("conv2")).attribute(x, target=t)
+                attr.GuidedGradCam(m, m.get_submodule(spec.cam_layer)).attribute(x, target=t)
             ),
         ),
-        DemoMethod("Layer Conductance (conv1)", "layer", _conductance),
         DemoMethod(
-            "Neuron IG (fc1 unit 0)",
+            f"Layer Conductance ({spec.conductance_layer})",
+            "layer",
+            _conductance(spec.conductance_layer),
+        ),
+        DemoMethod(
+            f"Neuron IG ({spec.neuron_layer} unit {spec.neuron})",
             "neuron",
             lambda m, x, t: _plain(
-                attr.NeuronIntegratedGradients(m, m.get_submodule("fc1")).attribute(
-                    x, 0, n_steps=32
+                attr.NeuronIntegratedGradients(m, m.get_submodule(spec.neuron_layer)).attribute(
+                    x, spec.neuron, n_steps=32
                 )
             ),
         ),
@@ -212,6 +270,6 @@ def layer_methods() -> list[DemoMethod]:
     ]
 
 
-def all_methods() -> list[DemoMethod]:
+def all_methods(spec: Spec = DIGITS) -> list[DemoMethod]:
     """Every method the demo shows, in report order."""
-    return gradient_methods() + perturbation_methods() + layer_methods()
+    return gradient_methods(spec) + perturbation_methods(spec) + layer_methods(spec)

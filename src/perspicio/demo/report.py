@@ -21,7 +21,7 @@ class MethodRow:
 
 
 def save_heatmap(attribution: Tensor, image: Tensor, path: Path, title: str) -> None:
-    """A blended heat map of one ``(1, 8, 8)`` attribution over its image, as a PNG."""
+    """A blended heat map of one ``(1, H, W)`` attribution over its image, as a PNG."""
     from perspicio.viz import visualize_image_attr
 
     attr_hwc = attribution.detach().permute(1, 2, 0).numpy()

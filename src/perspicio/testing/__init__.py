@@ -8,6 +8,7 @@ from perspicio.testing.models import (
     ReusedReLUNet,
     TinyResNet,
 )
+from perspicio.testing.shapes import ShapesCNN, ShapesData, make_shapes
 
 __all__ = [
     "BasicLinearModel",
@@ -15,5 +16,8 @@ __all__ = [
     "MultiInputModel",
     "ReLUMLP",
     "ReusedReLUNet",
+    "ShapesCNN",
+    "ShapesData",
     "TinyResNet",
+    "make_shapes",
 ]
