@@ -38,8 +38,9 @@ def main() -> None:
     from perspicio.scale import attribute_dataset
 
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
-                          nn.Linear(256, 10))
+    model = nn.Sequential(
+        nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10)
+    )
     x = torch.randn(args.inputs, 64)
     batches = [(b, b.new_zeros(len(b), dtype=torch.long)) for b in x.split(args.batch)]
     ig = IntegratedGradients(model)
@@ -50,8 +51,9 @@ def main() -> None:
             for workers in (1, 2):
                 with tempfile.TemporaryDirectory() as out:
                     start = time.perf_counter()
-                    attribute_dataset(ig, batches, out, target="label", backend="ray",
-                                      workers=workers, n_steps=50)
+                    attribute_dataset(
+                        ig, batches, out, target="label", backend="ray", workers=workers, n_steps=50
+                    )
                     times[workers].append(time.perf_counter() - start)
     finally:
         ray.shutdown()
