@@ -8,9 +8,13 @@ examples. Results never depend on the chunk size.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from typing import TypeVar
 
 from perspicio._core.validate import ArgumentError
+
+T = TypeVar("T")
 
 
 def check_chunk_size(value: int | None, name: str) -> None:
@@ -39,3 +43,15 @@ def units_per_chunk(rows_per_chunk: int | None, rows_per_unit: int) -> int | Non
     if rows_per_chunk is None:
         return None
     return max(1, rows_per_chunk // max(rows_per_unit, 1))
+
+
+def grouped(items: Iterable[T], per_chunk: int | None) -> Iterator[list[T]]:
+    """``items`` in consecutive lists of at most ``per_chunk`` (one list for ``None``).
+
+    The streaming form of :func:`chunks`, for units made one at a time (the perturbed inputs
+    of an attack comparison): a group is built only when the previous one has been used, so a
+    caller may stop early without making the rest.
+    """
+    it = iter(items)
+    while group := list(islice(it, per_chunk)):
+        yield group

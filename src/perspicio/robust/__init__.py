@@ -1,0 +1,7 @@
+"""Adversarial robustness with Captum's names: attacks and robustness metrics."""
+
+from perspicio.robust.fgsm import FGSM
+from perspicio.robust.perturbation import Perturbation
+from perspicio.robust.pgd import PGD
+
+__all__ = ["FGSM", "PGD", "Perturbation"]
