@@ -82,3 +82,61 @@ def test_pgd_random_start(norm: str) -> None:
                         norm=norm)  # fmt: skip
     # Captum draws the L2 radius in float32 and raises it to 1/d there; perspicio in float64
     close(mine, theirs, tol=1e-7)
+
+
+def accuracy(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return (out.argmax(1) == target).double()
+
+
+def noise(x: torch.Tensor, std: float = 0.3) -> torch.Tensor:
+    return x + std * torch.randn_like(x)
+
+
+@pytest.mark.parametrize("per_eval", [1, 4])
+def test_attack_comparator(per_eval: int) -> None:
+    results = []
+    for lib in (ours, captum_robust):
+        m = model()
+        c = lib.AttackComparator(m, accuracy, preproc_fn=lambda v: v * 1.5)
+        c.add_attack(lib.FGSM(m), "fgsm", attack_kwargs={"epsilon": 0.2},
+                     additional_attack_arg_names=["target"], apply_before_preproc=False)  # fmt: skip
+        c.add_attack(noise, "noise", num_attempts=3, attack_kwargs={"std": 0.5})
+        torch.manual_seed(4)
+        per_batch = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for i in range(3):
+                x = torch.rand(4 + i, 6, dtype=torch.float64)
+                y = torch.randint(0, 3, (4 + i,))
+                per_batch.append(c.evaluate(x, perturbations_per_eval=per_eval, target=y))
+        results.append((per_batch, c.summary()))
+    (mine, my_summary), (theirs, their_summary) = results
+    # Captum orders min and max by its Summarizer's set of stats, which is not stable
+    assert set(my_summary) == set(their_summary)
+    for key in my_summary:
+        close(my_summary[key]["mean"], their_summary[key]["mean"])
+    for a, b in zip(mine, theirs):
+        assert list(a) == list(b)
+        close(a["Original"], b["Original"])
+        for key in ("fgsm", "noise"):
+            assert set(a[key]) == set(b[key])
+            for stat in a[key]:
+                close(a[key][stat], b[key][stat])
+
+
+@pytest.mark.parametrize("mode", ["linear", "binary"])
+@pytest.mark.parametrize("per_eval", [1, 3])
+def test_min_param_perturbation(mode: str, per_eval: int) -> None:
+    found = []
+    x = X[:1]
+    for lib in (ours, captum_robust):
+        m = model()
+        y = m(x).argmax(1)
+        search = lib.MinParamPerturbation(m, lib.FGSM(m), "epsilon", 0.0, 2.0, 0.01, mode=mode)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found.append(search.evaluate(x, target=y, perturbations_per_eval=per_eval,
+                                         attack_kwargs={"target": y}))  # fmt: skip
+    (adv, value), (their_adv, their_value) = found
+    assert value is not None and value == their_value
+    close(adv, their_adv)
