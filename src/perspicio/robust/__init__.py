@@ -1,9 +1,10 @@
 """Adversarial robustness with Captum's names: attacks and robustness metrics."""
 
+from perspicio.robust.apgd import APGD
 from perspicio.robust.comparator import AttackComparator
 from perspicio.robust.fgsm import FGSM
 from perspicio.robust.min_param import MinParamPerturbation
 from perspicio.robust.perturbation import Perturbation
 from perspicio.robust.pgd import PGD
 
-__all__ = ["FGSM", "PGD", "AttackComparator", "MinParamPerturbation", "Perturbation"]
+__all__ = ["APGD", "FGSM", "PGD", "AttackComparator", "MinParamPerturbation", "Perturbation"]
