@@ -2,9 +2,18 @@
 
 from perspicio.robust.apgd import APGD
 from perspicio.robust.comparator import AttackComparator
+from perspicio.robust.cw import CarliniWagnerL2
 from perspicio.robust.fgsm import FGSM
 from perspicio.robust.min_param import MinParamPerturbation
 from perspicio.robust.perturbation import Perturbation
 from perspicio.robust.pgd import PGD
 
-__all__ = ["APGD", "FGSM", "PGD", "AttackComparator", "MinParamPerturbation", "Perturbation"]
+__all__ = [
+    "APGD",
+    "FGSM",
+    "PGD",
+    "AttackComparator",
+    "CarliniWagnerL2",
+    "MinParamPerturbation",
+    "Perturbation",
+]
