@@ -3,6 +3,7 @@
 from perspicio.robust.apgd import APGD
 from perspicio.robust.comparator import AttackComparator
 from perspicio.robust.cw import CarliniWagnerL2
+from perspicio.robust.explanation import AttributionAttack, topk_intersection
 from perspicio.robust.fgsm import FGSM
 from perspicio.robust.min_param import MinParamPerturbation
 from perspicio.robust.perturbation import Perturbation
@@ -13,7 +14,9 @@ __all__ = [
     "FGSM",
     "PGD",
     "AttackComparator",
+    "AttributionAttack",
     "CarliniWagnerL2",
     "MinParamPerturbation",
     "Perturbation",
+    "topk_intersection",
 ]
