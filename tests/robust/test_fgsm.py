@@ -104,3 +104,14 @@ def test_type_errors() -> None:
         FGSM(nn.Linear(2, 2)).perturb(torch.zeros(1, 2), "0.1", 0)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="floating-point"):
         FGSM(nn.Linear(2, 2)).perturb(torch.zeros(1, 2, dtype=torch.long), 0.1, 0)
+
+
+def test_a_batch_loss_gives_the_sign_of_its_gradient() -> None:
+    # Captum indexes the loss per example and fails on a scalar; the sign of the gradient of
+    # the mean is that of the per-example gradients (a positive scale)
+    w = weights().float()
+    x = torch.randn(4, 4)
+    t = torch.tensor([0, 1, 2, 1])
+    mean_loss = FGSM(Linear(w), lambda out, y: pick(out, y).mean()).perturb(x, 0.1, t)
+    per_example = FGSM(Linear(w), pick).perturb(x, 0.1, t)
+    torch.testing.assert_close(mean_loss, per_example)
