@@ -68,8 +68,9 @@ def test_reg_reduction(reduction: str) -> None:
     assert reg.requires_grad  # the regulariser trains the gates
 
 
-def test_mask_groups_elements_under_one_gate() -> None:
-    mask = torch.tensor([[0, 0, 1], [2, 2, 1]])
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8])
+def test_mask_groups_elements_under_one_gate(dtype: torch.dtype) -> None:
+    mask = torch.tensor([[0, 0, 1], [2, 2, 1]], dtype=dtype)
     gates = GaussianStochasticGates._from_pretrained(torch.tensor([0.2, 0.6, 0.9]), mask=mask)
     gated, _ = gates.eval()(torch.ones(2, 2, 3))
     torch.testing.assert_close(gated[1], torch.tensor([[0.2, 0.2, 0.6], [0.9, 0.9, 0.6]]))

@@ -41,6 +41,15 @@ class StochasticGatesBase(nn.Module, ABC):
         reg_weight: the factor of the L0 regulariser.
         reg_reduction: ``"sum"`` or ``"mean"`` of the gates' active probabilities, or
             ``"none"`` for the probabilities themselves.
+
+    Example:
+        >>> import torch
+        >>> from perspicio.module import GaussianStochasticGates
+        >>> mask = torch.tensor([0, 0, 1])  # the first two features share a gate
+        >>> gates = GaussianStochasticGates(2, mask=mask, reg_reduction="none").eval()
+        >>> gated, reg = gates(torch.ones(5, 3))
+        >>> gated.shape, reg.shape
+        (torch.Size([5, 3]), torch.Size([2]))
     """
 
     mask: Tensor | None
@@ -70,7 +79,8 @@ class StochasticGatesBase(nn.Module, ABC):
         self.n_gates = n_gates
         self.reg_weight = reg_weight
         self.reg_reduction = reg_reduction
-        self.register_buffer("mask", None if mask is None else mask.detach().clone())
+        # gather needs int64 ids
+        self.register_buffer("mask", None if mask is None else mask.detach().clone().long())
 
     def forward(self, input_tensor: Tensor) -> tuple[Tensor, Tensor]:
         """The gated input (same shape) and the weighted L0 regulariser."""

@@ -26,6 +26,15 @@ class Perturbation:
 
     ``perturb(inputs, ...)`` returns perturbed inputs in the user's form (a tensor for a
     tensor, a tuple for a tuple), each of its input's shape.
+
+    Example:
+        >>> import torch
+        >>> from perspicio.robust import Perturbation
+        >>> class Shift(Perturbation):
+        ...     def perturb(self, inputs, delta=1.0):
+        ...         return inputs + delta
+        >>> Shift()(torch.zeros(2), delta=0.5)
+        tensor([0.5000, 0.5000])
     """
 
     def perturb(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
