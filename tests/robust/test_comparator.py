@@ -167,3 +167,21 @@ def test_plot_draws_one_curve_per_attack_family() -> None:
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def test_attacks_run_with_gradients_enabled() -> None:
+    # an attack written with plain autograd (no enable_grad of its own) still works
+    m = model()
+
+    def grad_step(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        x = x.clone().requires_grad_()
+        nn.functional.nll_loss(m(x).log(), target).backward()
+        return (x + 0.5 * x.grad.sign()).detach()
+
+    c = AttackComparator(m, accuracy)
+    c.add_attack(grad_step, "step", additional_attack_arg_names=["target"])
+    x, y = batches()[0]
+    for per_eval in (1, 2):
+        out = c.evaluate(x, perturbations_per_eval=per_eval, target=y)
+        assert out["step"]["mean"].shape == (6,)
+    m.zero_grad(set_to_none=True)

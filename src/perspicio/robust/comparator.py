@@ -156,8 +156,9 @@ class AttackComparator:
                 [Mean(), Min(), Max()] if info.num_attempts > 1 else [Mean()]
             )
         copies = self._copies(inputs, model_input, kwargs)
-        with torch.no_grad():
-            for group in grouped(copies, perturbations_per_eval):
+        # the attacks run as the caller's grad mode says; only the evaluation is grad-free
+        for group in grouped(copies, perturbations_per_eval):
+            with torch.no_grad():
                 outs = run_group(self.forward_func, [x for _, x in group], additional_forward_args)
                 for (key, _), out in zip(group, outs):
                     value = self.metric(out, **kwargs)
