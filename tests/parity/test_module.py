@@ -60,3 +60,20 @@ def test_from_pretrained(name: str, kwargs: dict) -> None:
         torch.testing.assert_close(mine.state_dict()[k], theirs.state_dict()[k])
     x = torch.randn(3, 5)
     torch.testing.assert_close(mine.eval()(x), theirs.eval()(x))
+
+
+@pytest.mark.parametrize("name", ["StochasticGatesBase", *(c[0] for c in CASES[::2])])
+@pytest.mark.parametrize(
+    "method",
+    ["__init__", "forward", "get_gate_values", "get_gate_active_probs", "_from_pretrained"],
+)
+def test_signatures(name: str, method: str) -> None:
+    import inspect
+
+    mine, theirs = getattr(ours, name), getattr(captum_module, name)
+    if not hasattr(theirs, method):
+        return
+    a, b = inspect.signature(getattr(mine, method)), inspect.signature(getattr(theirs, method))
+    assert [(p.name, p.default, p.kind) for p in a.parameters.values()] == [
+        (p.name, p.default, p.kind) for p in b.parameters.values()
+    ]

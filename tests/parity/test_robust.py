@@ -140,3 +140,24 @@ def test_min_param_perturbation(mode: str, per_eval: int) -> None:
     (adv, value), (their_adv, their_value) = found
     assert value is not None and value == their_value
     close(adv, their_adv)
+
+
+SIGNATURES = {
+    "FGSM": ["__init__", "perturb"],
+    "PGD": ["__init__", "perturb"],
+    "AttackComparator": ["__init__", "add_attack", "evaluate", "summary", "reset"],
+    "MinParamPerturbation": ["__init__", "evaluate"],
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "method"), [(n, m) for n, methods in SIGNATURES.items() for m in methods]
+)
+def test_signatures(name: str, method: str) -> None:
+    import inspect
+
+    a = inspect.signature(getattr(getattr(ours, name), method))
+    b = inspect.signature(getattr(getattr(captum_robust, name), method))
+    assert [(p.name, p.default, p.kind) for p in a.parameters.values()] == [
+        (p.name, p.default, p.kind) for p in b.parameters.values()
+    ]
