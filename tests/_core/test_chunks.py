@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from perspicio._core.chunks import check_chunk_size, chunks, units_per_chunk
+from perspicio._core.chunks import check_chunk_size, chunks, grouped, units_per_chunk
 
 
 @pytest.mark.parametrize(
@@ -28,3 +28,24 @@ def test_units_per_chunk() -> None:
 def test_bad_chunk_sizes(value: object, error: type[Exception]) -> None:
     with pytest.raises(error, match="internal_batch_size"):
         check_chunk_size(value, "internal_batch_size")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("total", "per"), [(7, None), (7, 1), (7, 3), (7, 7), (0, 2)])
+def test_grouped_streams_items_in_order(total: int, per: int | None) -> None:
+    made: list[int] = []
+
+    def items():  # type: ignore[no-untyped-def]
+        for i in range(total):
+            made.append(i)
+            yield i
+
+    groups = grouped(items(), per)
+    first = next(groups, None)
+    if total == 0:
+        assert first is None
+        return
+    assert first is not None
+    assert len(made) == len(first)  # nothing beyond the first group was made yet
+    rest = list(groups)
+    assert [i for g in [first, *rest] for i in g] == list(range(total))
+    assert [len(g) for g in [first, *rest]] == [b - a for a, b in chunks(total, per)]

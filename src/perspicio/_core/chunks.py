@@ -8,9 +8,13 @@ examples. Results never depend on the chunk size.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from typing import TypeVar
 
 from perspicio._core.validate import ArgumentError
+
+T = TypeVar("T")
 
 
 def check_chunk_size(value: int | None, name: str) -> None:
@@ -54,3 +58,15 @@ def units_in_budget(per_chunk: int | None, bytes_per_unit: int, total: int) -> i
     if per_chunk is not None:
         return per_chunk
     return max(1, min(total, PASS_BYTES // max(bytes_per_unit, 1)))
+
+
+def grouped(items: Iterable[T], per_chunk: int | None) -> Iterator[list[T]]:
+    """``items`` in consecutive lists of at most ``per_chunk`` (one list for ``None``).
+
+    The streaming form of :func:`chunks`, for units made one at a time (the perturbed inputs
+    of an attack comparison): a group is built only when the previous one has been used, so a
+    caller may stop early without making the rest.
+    """
+    it = iter(items)
+    while group := list(islice(it, per_chunk)):
+        yield group
