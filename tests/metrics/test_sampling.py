@@ -34,18 +34,6 @@ def test_sample_chunks_rejects_bad_knob(bad: int) -> None:
         list(sampling.sample_chunks(3, 2, bad))
 
 
-@pytest.mark.parametrize("bad", [0, -1])
-def test_check_n_samples_value(bad: int) -> None:
-    with pytest.raises(ValueError, match=f"n_perturb_samples must be at least 1, got {bad}"):
-        sampling.check_n_samples(bad)
-
-
-@pytest.mark.parametrize("bad", [2.5, True, "3", None])
-def test_check_n_samples_type(bad: object) -> None:
-    with pytest.raises(TypeError, match="n_perturb_samples must be a positive int"):
-        sampling.check_n_samples(bad)
-
-
 @pytest.mark.parametrize("mepb", [None, 1, 3, 5, 100])
 def test_score_points_table_is_chunk_invariant(mepb: int | None) -> None:
     model = ReLUMLP()

@@ -17,8 +17,8 @@ from perspicio._core.call import (
     normalize_baselines,
 )
 from perspicio._core.forward import scores
-from perspicio._core.validate import ArgumentError
-from perspicio.metrics.sampling import check_n_samples, sample_chunks
+from perspicio._core.validate import ArgumentError, check_count
+from perspicio.metrics.sampling import sample_chunks
 
 PerturbFunc = Callable[..., Any]
 
@@ -175,7 +175,7 @@ def infidelity(
     """
     call = build_call(inputs, target, additional_forward_args)
     attrs = check_attributions(attributions, call.inputs)
-    check_n_samples(n_perturb_samples)
+    check_count(n_perturb_samples, "n_perturb_samples")
     user_baselines = None
     if baselines is not None:
         normalize_baselines(

@@ -14,8 +14,8 @@ import torch
 from torch import Tensor
 
 from perspicio._core.call import TensorOrTensors, Tensors, as_tensors, batch_size_of
-from perspicio._core.validate import ArgumentError
-from perspicio.metrics.sampling import check_n_samples, sample_chunks
+from perspicio._core.validate import ArgumentError, check_count
+from perspicio.metrics.sampling import sample_chunks
 
 
 def default_perturb_func(inputs: TensorOrTensors, perturb_radius: float = 0.02) -> Tensors:
@@ -111,7 +111,7 @@ def _sensitivity(
 ) -> Tensor:
     xs = as_tensors(inputs)
     n = batch_size_of(xs)
-    check_n_samples(n_perturb_samples)
+    check_count(n_perturb_samples, "n_perturb_samples")
     _check_norm(norm_ord)
     chunk_ranges = list(sample_chunks(n_perturb_samples, n, max_examples_per_batch))
     takes_radius = len(inspect.signature(perturb_func).parameters) > 1

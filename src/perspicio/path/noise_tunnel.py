@@ -18,10 +18,14 @@ from perspicio._core.call import (
     build_call,
     normalize_distribution,
 )
-from perspicio._core.chunks import check_chunk_size, chunks
+from perspicio._core.chunks import chunks
 from perspicio._core.sites import LayerSite
-from perspicio._core.validate import ArgumentError
-from perspicio.path.gradient_shap import check_samples, per_input_stdevs
+from perspicio._core.validate import (
+    ArgumentError,
+    check_chunk_size,
+    check_count,
+    per_input_stdevs,
+)
 
 
 class NoiseTunnelType(Enum):
@@ -177,7 +181,7 @@ class NoiseTunnel(Attribution):
             raise ArgumentError(
                 f"nt_type must be one of {', '.join(SUPPORTED_NOISE_TUNNEL_TYPES)}; got {nt_type!r}"
             )
-        check_samples(nt_samples, "nt_samples")
+        check_count(nt_samples, "nt_samples")
         check_chunk_size(nt_samples_batch_size, "nt_samples_batch_size")
         is_tuple = isinstance(inputs, tuple | list)
         xs = as_tensors(inputs)

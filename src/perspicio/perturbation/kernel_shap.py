@@ -9,8 +9,7 @@ import torch
 from torch import Tensor
 
 from perspicio._core.call import TensorOrTensors, as_tensors
-from perspicio._core.validate import ArgumentError
-from perspicio.path.gradient_shap import check_samples
+from perspicio._core.validate import ArgumentError, check_count
 from perspicio.perturbation.coalitions import Problem, Sampler, uniform_subsets
 from perspicio.perturbation.lime import Lime
 from perspicio.perturbation.lime_functions import default_from_interp_rep_transform
@@ -171,7 +170,7 @@ def _size_distribution(m: int) -> torch.distributions.Categorical:
 
 
 def _check_two(n_samples: int) -> None:
-    check_samples(n_samples)
+    check_count(n_samples, "n_samples")
     if n_samples < 2:
         raise ArgumentError(
             f"KernelShap needs n_samples >= 2 (the full and the empty coalition), got {n_samples}"

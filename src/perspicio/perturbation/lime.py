@@ -30,8 +30,7 @@ from torch import Tensor
 
 from perspicio._core.attribution import PerturbationAttribution
 from perspicio._core.call import TensorOrTensors, Tensors, as_tensors, build_call
-from perspicio._core.validate import ArgumentError
-from perspicio.path.gradient_shap import check_samples
+from perspicio._core.validate import ArgumentError, check_count
 from perspicio.perturbation.coalitions import (
     Coalitions,
     Explicit,
@@ -185,7 +184,7 @@ class LimeBase(PerturbationAttribution):
         show_progress: bool,
         kwargs: dict[str, Any],
     ) -> Any:
-        check_samples(n_samples)
+        check_count(n_samples, "n_samples")
         check_per_eval(per_eval)
         call = build_call(inputs, target, args)
         samples = self._draw_user([(inputs, kwargs)], n_samples)
@@ -401,7 +400,7 @@ class Lime(LimeBase):
         per_eval: int,
     ) -> Problem:
         """Validate everything (before any model call) and find how many surrogates to fit."""
-        check_samples(n_samples)
+        check_count(n_samples, "n_samples")
         check_per_eval(per_eval)
         call = build_call(inputs, target, args, baselines, use_baselines=True)
         masks, width = construct_feature_mask(feature_mask, call.inputs)

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from perspicio._core.attribution import PerturbationAttribution
 from perspicio._core.call import Tensors, build_call
-from perspicio._core.validate import ArgumentError
+from perspicio._core.validate import ArgumentError, check_count
 from perspicio.perturbation.ablation import spread_rows
 from perspicio.perturbation.masks import FeatureGroups, MaskType
 from perspicio.perturbation.sweep import AUTO, check_per_eval, execute, model_evaluator, perturbed
@@ -137,13 +137,6 @@ class ExactShapley(Coalitions):
         return self.finish(base, full, 1.0)
 
 
-def check_samples(n_samples: Any) -> None:
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int):
-        raise TypeError(f"n_samples must be an int, got {n_samples!r}")
-    if n_samples < 1:
-        raise ArgumentError(f"n_samples must be at least 1, got {n_samples}")
-
-
 class ShapleyValueSampling(PerturbationAttribution):
     """Shapley value sampling (Castro et al., 2009, doi:10.1016/j.cor.2008.04.004; Štrumbelj &
     Kononenko, 2010).
@@ -191,7 +184,7 @@ class ShapleyValueSampling(PerturbationAttribution):
                 one per pass when the output aggregates the batch).
             show_progress: show a progress bar (tqdm when installed).
         """
-        check_samples(n_samples)
+        check_count(n_samples, "n_samples")
         return self._run(
             False, inputs, baselines, target, additional_forward_args, feature_mask,
             perturbations_per_eval, show_progress, n_samples,
@@ -209,7 +202,7 @@ class ShapleyValueSampling(PerturbationAttribution):
         show_progress: bool = False,
     ) -> Any:
         """:meth:`attribute` for a ``forward_func`` returning futures; a Future of the result."""
-        check_samples(n_samples)
+        check_count(n_samples, "n_samples")
         return self._run(
             True, inputs, baselines, target, additional_forward_args, feature_mask,
             perturbations_per_eval, show_progress, n_samples,

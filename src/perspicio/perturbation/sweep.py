@@ -43,12 +43,12 @@ import torch
 from torch import Tensor, nn
 
 from perspicio._core.call import Call, Tensors, batch_size_of
-from perspicio._core.chunks import check_chunk_size, chunks
+from perspicio._core.chunks import chunks
 from perspicio._core.forward import forward_call, run_forward
 from perspicio._core.hooks import handles, replace
 from perspicio._core.sites import LayerSite
 from perspicio._core.target import Target
-from perspicio._core.validate import ArgumentError
+from perspicio._core.validate import ArgumentError, check_chunk_size
 from perspicio.perturbation.progress import progress
 
 Evaluate = Callable[[Tensors, int], Any]
