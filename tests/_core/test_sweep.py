@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from perspicio._core import sweep as sw
 from perspicio._core.call import build_call
-from perspicio.perturbation import sweep as sw
-from perspicio.perturbation.sweep import (
+from perspicio._core.sweep import (
     AUTO,
     check_per_eval,
     layer_evaluator,

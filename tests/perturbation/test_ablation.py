@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from perspicio._core.sweep import AUTO
 from perspicio.attr import FeatureAblation, Occlusion
-from perspicio.perturbation.sweep import AUTO
 from perspicio.testing import BasicLinearModel, ConvNet, MultiInputModel, ReLUMLP
 from tests.helpers import CountingModel
 

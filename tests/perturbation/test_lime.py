@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from perspicio._core.masks import FeatureGroups
 from perspicio.attr import Lime, LimeBase
 from perspicio.models import SkLearnLasso, TorchLasso, TorchLinearRegression
 from perspicio.perturbation import lime_functions as lime_mod
 from perspicio.perturbation.coalitions import Coalitions, Problem, bernoulli
-from perspicio.perturbation.masks import FeatureGroups
 from perspicio.testing import BasicLinearModel, MultiInputModel, ReLUMLP
 from tests.helpers import CountingModel
 

@@ -19,11 +19,11 @@ import torch
 from torch import Tensor
 
 from perspicio._core.call import BaselineType, Call, TensorOrTensors, Tensors, build_call
+from perspicio._core.masks import FeatureGroups
+from perspicio._core.sweep import perturbed
 from perspicio._core.validate import ArgumentError, check_count
 from perspicio.metrics.infidelity import check_attributions
 from perspicio.metrics.sampling import score_points
-from perspicio.perturbation.masks import FeatureGroups
-from perspicio.perturbation.sweep import perturbed
 
 
 class Curve(NamedTuple):

@@ -4,7 +4,7 @@ Two layouts are used. Monte-Carlo metrics (infidelity, sensitivity) follow Captu
 example is repeated ``k`` times in place (``[x0, x0, x1, x1]``), ``perturb_func`` is called
 once per chunk of :func:`samples_per_chunk` samples (so the same seed makes Captum's random
 draws) and the chunks are reduced by :func:`perspicio._core.wrapped.reduce_samples`. Curve metrics (deletion, insertion, ROAD, faithfulness correlation) are plans for the
-perturbation engine (:func:`perspicio.perturbation.sweep.sweep`): whole batches stacked one
+perturbation engine (:func:`perspicio._core.sweep.sweep`): whole batches stacked one
 per point of the curve (``[x0, x1, x0, x1]``), collected in a ``(points, N)`` score table.
 """
 
@@ -18,8 +18,8 @@ from torch import Tensor
 from perspicio._core.call import Call, Tensors
 from perspicio._core.chunks import units_per_chunk
 from perspicio._core.forward import scores
+from perspicio._core.sweep import AUTO, Evaluate, sweep
 from perspicio._core.validate import check_chunk_size
-from perspicio.perturbation.sweep import AUTO, Evaluate, sweep
 
 
 def samples_per_chunk(batch_size: int, max_examples_per_batch: int | None) -> int | None:

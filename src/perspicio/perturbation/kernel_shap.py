@@ -9,13 +9,13 @@ import torch
 from torch import Tensor
 
 from perspicio._core.call import TensorOrTensors, as_tensors
+from perspicio._core.masks import MaskType
+from perspicio._core.sweep import AUTO
 from perspicio._core.validate import ArgumentError, check_count
 from perspicio.perturbation.coalitions import Problem, Sampler, uniform_subsets
 from perspicio.perturbation.lime import Lime
 from perspicio.perturbation.lime_functions import default_from_interp_rep_transform
-from perspicio.perturbation.masks import MaskType
 from perspicio.perturbation.surrogate import ShapleyLinearRegression
-from perspicio.perturbation.sweep import AUTO
 
 
 def _shapley_coalitions(p: Problem) -> Tensor:

@@ -8,7 +8,7 @@ the attributions.
 With the default sampling, transform and similarity functions, nothing runs per sample or
 per example in Python: one set of coalitions, shared by all examples, is drawn up front (see
 :mod:`perspicio.perturbation.coalitions`), the perturbed inputs are stacked into large
-forward passes by the sweep engine (:mod:`perspicio.perturbation.sweep`, chunk size
+forward passes by the sweep engine (:mod:`perspicio._core.sweep`, chunk size
 independent of the results), the LIME kernel weights follow from per-group sums
 (:mod:`perspicio.perturbation.lime_functions`, which also holds Captum's helper functions),
 and all examples' surrogates are fitted at once by the batched torch solvers of
@@ -30,6 +30,13 @@ from torch import Tensor
 
 from perspicio._core.attribution import PerturbationAttribution
 from perspicio._core.call import TensorOrTensors, Tensors, as_tensors, build_call
+from perspicio._core.masks import FeatureGroups, MaskType
+from perspicio._core.sweep import (
+    AUTO,
+    check_per_eval,
+    execute,
+    model_evaluator,
+)
 from perspicio._core.validate import ArgumentError, check_count
 from perspicio.perturbation.coalitions import (
     Coalitions,
@@ -49,14 +56,7 @@ from perspicio.perturbation.lime_functions import (
     default_perturb_func,
     get_exp_kernel_similarity_function,
 )
-from perspicio.perturbation.masks import FeatureGroups, MaskType
 from perspicio.perturbation.surrogate import Model, TorchLasso, fit_surrogate
-from perspicio.perturbation.sweep import (
-    AUTO,
-    check_per_eval,
-    execute,
-    model_evaluator,
-)
 
 
 class _LimeSampler:

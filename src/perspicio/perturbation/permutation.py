@@ -10,10 +10,10 @@ from torch import Tensor
 
 from perspicio._core.attribution import PerturbationAttribution
 from perspicio._core.call import Tensors, build_call
+from perspicio._core.masks import FeatureGroups, MaskType
+from perspicio._core.sweep import AUTO, check_per_eval, execute, model_evaluator
 from perspicio._core.validate import ArgumentError
 from perspicio.perturbation.ablation import Ablation, Replacement, spread_rows
-from perspicio.perturbation.masks import FeatureGroups, MaskType
-from perspicio.perturbation.sweep import AUTO, check_per_eval, execute, model_evaluator
 
 
 def random_permutations(k: int, n: int) -> Tensor:

@@ -16,10 +16,10 @@ from torch import Tensor
 
 from perspicio._core.attribution import PerturbationAttribution
 from perspicio._core.call import Tensors, build_call
+from perspicio._core.masks import FeatureGroups, MaskType
+from perspicio._core.sweep import AUTO, check_per_eval, execute, model_evaluator, perturbed
 from perspicio._core.validate import ArgumentError, check_count
 from perspicio.perturbation.ablation import spread_rows
-from perspicio.perturbation.masks import FeatureGroups, MaskType
-from perspicio.perturbation.sweep import AUTO, check_per_eval, execute, model_evaluator, perturbed
 
 EXACT_WARN_FEATURES = 16
 EXACT_MAX_FEATURES = 40
@@ -208,7 +208,7 @@ class ShapleyValueSampling(PerturbationAttribution):
             perturbations_per_eval, show_progress, n_samples,
         )  # fmt: skip
 
-    def _feature_plan(
+    def feature_plan(
         self, values: Tensors, baselines: Tensors, groups: FeatureGroups, n_samples: int = 25
     ) -> Any:
         return SampledShapley(values, baselines, groups, n_samples)
@@ -229,7 +229,7 @@ class ShapleyValueSampling(PerturbationAttribution):
         groups = FeatureGroups.build(feature_mask, call.inputs)
         check_per_eval(per_eval)
         assert call.baselines is not None
-        plan = self._feature_plan(call.inputs, call.baselines, groups, n_samples)
+        plan = self.feature_plan(call.inputs, call.baselines, groups, n_samples)
 
         def finish(base: Tensor) -> Any:
             out_shape = tuple(base.shape) or (1,)
@@ -304,7 +304,7 @@ class ShapleyValues(ShapleyValueSampling):
             perturbations_per_eval, show_progress,
         )  # fmt: skip
 
-    def _feature_plan(
+    def feature_plan(
         self, values: Tensors, baselines: Tensors, groups: FeatureGroups, n_samples: int = 25
     ) -> Any:
         n = groups.n_features
