@@ -26,9 +26,11 @@ from perspicio._core.sweep import (
     Evaluate,
     check_per_eval,
     execute,
+    future_of,
     is_per_example,
     model_evaluator,
     perturbed,
+    wants_future,
 )
 from perspicio._core.validate import ArgumentError
 
@@ -164,27 +166,11 @@ class FeatureAblation(PerturbationAttribution):
             **kwargs: ignored, as in Captum.
         """
         return self._run(
-            False, inputs, baselines, target, additional_forward_args, feature_mask,
+            wants_future(), inputs, baselines, target, additional_forward_args, feature_mask,
             perturbations_per_eval, show_progress,
         )  # fmt: skip
 
-    def attribute_future(
-        self,
-        inputs: Any,
-        baselines: Any = None,
-        target: Any = None,
-        additional_forward_args: Any = None,
-        feature_mask: MaskType = None,
-        perturbations_per_eval: int = AUTO,
-        show_progress: bool = False,
-        **kwargs: Any,
-    ) -> Any:
-        """:meth:`attribute` for a ``forward_func`` returning ``torch.futures.Future``; returns
-        a Future of the attributions."""
-        return self._run(
-            True, inputs, baselines, target, additional_forward_args, feature_mask,
-            perturbations_per_eval, show_progress,
-        )  # fmt: skip
+    attribute_future = future_of(attribute)
 
     def feature_plan(self, values: Tensors, baselines: Tensors, groups: FeatureGroups) -> Any:
         """The sweep plan over feature groups (DataLoaderAttribution runs it on a table of
@@ -419,26 +405,11 @@ class Occlusion(FeatureAblation):
             show_progress: show a progress bar (tqdm when installed).
         """
         return self._occlude(
-            False, inputs, sliding_window_shapes, strides, baselines, target,
+            wants_future(), inputs, sliding_window_shapes, strides, baselines, target,
             additional_forward_args, perturbations_per_eval, show_progress,
         )  # fmt: skip
 
-    def attribute_future(  # type: ignore[override]
-        self,
-        inputs: Any,
-        sliding_window_shapes: Any,
-        strides: Any = None,
-        baselines: Any = None,
-        target: Any = None,
-        additional_forward_args: Any = None,
-        perturbations_per_eval: int = AUTO,
-        show_progress: bool = False,
-    ) -> Any:
-        """:meth:`attribute` for a ``forward_func`` returning futures; a Future of the result."""
-        return self._occlude(
-            True, inputs, sliding_window_shapes, strides, baselines, target,
-            additional_forward_args, perturbations_per_eval, show_progress,
-        )  # fmt: skip
+    attribute_future = future_of(attribute)
 
     def _occlude(
         self,

@@ -183,7 +183,7 @@ class DataLoaderAttribution(Attribution):
 
         return execute(
             plan, metric, switches, finish, perturbations_per_pass,
-            show_progress=show_progress, desc=f"DataLoader {self.attr_method.get_name()}",
+            show_progress=show_progress, desc=self.attr_method.get_name(),
             cost=lambda base: nbytes(base),
         )  # fmt: skip
 

@@ -35,7 +35,9 @@ from perspicio._core.sweep import (
     AUTO,
     check_per_eval,
     execute,
+    future_of,
     model_evaluator,
+    wants_future,
 )
 from perspicio._core.validate import ArgumentError, check_count
 from perspicio.perturbation.coalitions import (
@@ -153,25 +155,11 @@ class LimeBase(PerturbationAttribution):
             **kwargs: passed to ``perturb_func``, the transforms and ``similarity_func``.
         """
         return self._generic(
-            False, inputs, target, additional_forward_args, n_samples, perturbations_per_eval,
+            wants_future(), inputs, target, additional_forward_args, n_samples, perturbations_per_eval,
             show_progress, kwargs,
         )  # fmt: skip
 
-    def attribute_future(
-        self,
-        inputs: TensorOrTensors,
-        target: Any = None,
-        additional_forward_args: Any = None,
-        n_samples: int = 50,
-        perturbations_per_eval: int = AUTO,
-        show_progress: bool = False,
-        **kwargs: Any,
-    ) -> torch.futures.Future[Tensor]:
-        """:meth:`attribute` for a ``forward_func`` that returns ``torch.futures.Future``."""
-        return self._generic(
-            True, inputs, target, additional_forward_args, n_samples, perturbations_per_eval,
-            show_progress, kwargs,
-        )  # fmt: skip
+    attribute_future = future_of(attribute)
 
     def _generic(
         self,
@@ -197,7 +185,7 @@ class LimeBase(PerturbationAttribution):
 
         return execute(
             plan, model_evaluator(self.forward_func, call), call.inputs, finish, per_eval,
-            future=future, show_progress=show_progress, desc=self.get_name(),
+            future=future, show_progress=show_progress, desc=self.get_name(), count_base=False,
         )  # fmt: skip
 
     def _samples_of(
@@ -328,27 +316,11 @@ class Lime(LimeBase):
         a single surrogate is fitted for the batch (results have first dimension 1).
         """
         return self._lime(
-            False, inputs, baselines, target, additional_forward_args, feature_mask, n_samples,
+            wants_future(), inputs, baselines, target, additional_forward_args, feature_mask, n_samples,
             perturbations_per_eval, return_input_shape, show_progress,
         )  # fmt: skip
 
-    def attribute_future(  # type: ignore[override]
-        self,
-        inputs: TensorOrTensors,
-        baselines: Any = None,
-        target: Any = None,
-        additional_forward_args: Any = None,
-        feature_mask: MaskType = None,
-        n_samples: int = 25,
-        perturbations_per_eval: int = AUTO,
-        return_input_shape: bool = True,
-        show_progress: bool = False,
-    ) -> torch.futures.Future[TensorOrTensors]:
-        """:meth:`attribute` for a ``forward_func`` that returns ``torch.futures.Future``."""
-        return self._lime(
-            True, inputs, baselines, target, additional_forward_args, feature_mask, n_samples,
-            perturbations_per_eval, return_input_shape, show_progress,
-        )  # fmt: skip
+    attribute_future = future_of(attribute)
 
     def _lime(
         self,
@@ -385,7 +357,7 @@ class Lime(LimeBase):
 
         return execute(
             plan, model_evaluator(self.forward_func, p.call), p.call.inputs, finish, per_eval,
-            future=future, show_progress=show_progress, desc=self.get_name(),
+            future=future, show_progress=show_progress, desc=self.get_name(), count_base=False,
         )  # fmt: skip
 
     def _problem(

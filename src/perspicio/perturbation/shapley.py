@@ -17,7 +17,15 @@ from torch import Tensor
 from perspicio._core.attribution import PerturbationAttribution
 from perspicio._core.call import Tensors, build_call
 from perspicio._core.masks import FeatureGroups, MaskType
-from perspicio._core.sweep import AUTO, check_per_eval, execute, model_evaluator, perturbed
+from perspicio._core.sweep import (
+    AUTO,
+    check_per_eval,
+    execute,
+    future_of,
+    model_evaluator,
+    perturbed,
+    wants_future,
+)
 from perspicio._core.validate import ArgumentError, check_count
 from perspicio.perturbation.ablation import spread_rows
 
@@ -186,27 +194,11 @@ class ShapleyValueSampling(PerturbationAttribution):
         """
         check_count(n_samples, "n_samples")
         return self._run(
-            False, inputs, baselines, target, additional_forward_args, feature_mask,
+            wants_future(), inputs, baselines, target, additional_forward_args, feature_mask,
             perturbations_per_eval, show_progress, n_samples,
         )  # fmt: skip
 
-    def attribute_future(
-        self,
-        inputs: Any,
-        baselines: Any = None,
-        target: Any = None,
-        additional_forward_args: Any = None,
-        feature_mask: MaskType = None,
-        n_samples: int = 25,
-        perturbations_per_eval: int = AUTO,
-        show_progress: bool = False,
-    ) -> Any:
-        """:meth:`attribute` for a ``forward_func`` returning futures; a Future of the result."""
-        check_count(n_samples, "n_samples")
-        return self._run(
-            True, inputs, baselines, target, additional_forward_args, feature_mask,
-            perturbations_per_eval, show_progress, n_samples,
-        )  # fmt: skip
+    attribute_future = future_of(attribute)
 
     def feature_plan(
         self, values: Tensors, baselines: Tensors, groups: FeatureGroups, n_samples: int = 25
@@ -279,28 +271,7 @@ class ShapleyValues(ShapleyValueSampling):
     ) -> Any:
         """Exact Shapley values; arguments as for :meth:`ShapleyValueSampling.attribute`."""
         return self._run(
-            False, inputs, baselines, target, additional_forward_args, feature_mask,
-            perturbations_per_eval, show_progress,
-        )  # fmt: skip
-
-    def attribute_future(  # type: ignore[override]
-        self,
-        inputs: Any,
-        baselines: Any = None,
-        target: Any = None,
-        additional_forward_args: Any = None,
-        feature_mask: MaskType = None,
-        n_samples: int = 25,
-        perturbations_per_eval: int = AUTO,
-        show_progress: bool = False,
-    ) -> Any:
-        """:meth:`attribute` for a ``forward_func`` returning futures; a Future of the result.
-
-        ``n_samples`` is ignored (every coalition is evaluated); it is here because Captum's
-        signature has it in this position.
-        """
-        return self._run(
-            True, inputs, baselines, target, additional_forward_args, feature_mask,
+            wants_future(), inputs, baselines, target, additional_forward_args, feature_mask,
             perturbations_per_eval, show_progress,
         )  # fmt: skip
 
