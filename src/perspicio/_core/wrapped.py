@@ -43,7 +43,7 @@ Rows: TypeAlias = Callable[[Tensor], Tensor]
 
 
 def _map_rows(value: Any, n: int, rows: Rows, shared_when_one: bool) -> Any:
-    """``rows`` applied to every per-example tensor in ``value`` (a tensor or a tuple/list)."""
+    """``rows`` applied to every per-example tensor in ``value`` (a tensor or a tuple)."""
     if isinstance(value, Tensor):
         per_example = value.dim() > 0 and value.shape[0] == n and not (shared_when_one and n == 1)
         return rows(value) if per_example else value
