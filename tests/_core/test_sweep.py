@@ -267,3 +267,29 @@ def test_future_of_derives_attribute_future_from_attribute() -> None:
     sig = inspect.signature(Method.attribute_future)
     assert sig == inspect.signature(Method.attribute)
     assert Method.attribute_future.__name__ == "attribute_future"
+
+
+def _public_classes() -> list[type]:
+    import perspicio.attr as public
+
+    return [
+        c
+        for c in vars(public).values()
+        if isinstance(c, type) and issubclass(c, public.Attribution)
+    ]
+
+
+@pytest.mark.parametrize("cls", _public_classes(), ids=lambda c: c.__name__)
+def test_every_attribute_future_runs_its_own_classs_attribute(cls: type) -> None:
+    """A derived attribute_future is bound to one attribute: a subclass that overrides
+    attribute must derive its own (ShapleyValues keeps Captum's, its parent's signature)."""
+    future = getattr(cls, "attribute_future", None)
+    wrapped = getattr(future, "__wrapped__", None)
+    if wrapped is None:
+        with pytest.raises(NotImplementedError, match="attribute_future is not implemented for"):
+            cls.__new__(cls).attribute_future(torch.zeros(1, 2), target=0)
+        return
+    if cls.__name__ == "ShapleyValues":
+        assert wrapped is cls.__mro__[1].attribute  # ShapleyValueSampling's
+    else:
+        assert wrapped is cls.attribute

@@ -143,7 +143,7 @@ class LayerFeaturePermutation(LayerAttribution, FeaturePermutation):
         return execute(plan, evaluate, values, finish, perturbations_per_eval, desc=self.get_name())
 
     def attribute_future(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("LayerFeaturePermutation has no attribute_future")
+        raise NotImplementedError("attribute_future is not implemented for LayerFeaturePermutation")
 
 
 class NeuronFeatureAblation(NeuronAttribution, PerturbationAttribution):
