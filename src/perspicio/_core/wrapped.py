@@ -1,8 +1,8 @@
 """Methods that call other methods: per-example arguments, nested results, sample reductions.
 
-NoiseTunnel, the explanation metrics (infidelity, sensitivity), DataLoaderAttribution and the
-wrappers to come (attack comparison, TCAV, LLM attribution) all call an attribution method, or
-a model, many times on modified copies of a batch. Three pieces serve them all:
+NoiseTunnel, the explanation metrics (infidelity, sensitivity) and the wrappers to come (attack
+comparison, TCAV, LLM attribution) call an attribution method, or a model, many times on
+modified copies of a batch. Three pieces serve them all:
 
 * :class:`PerExample`: the wrapped method's keyword arguments, knowing which are per example
   (one value per example of the batch) so that they follow the batch when it is repeated
