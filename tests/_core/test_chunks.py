@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from perspicio._core.chunks import check_chunk_size, chunks, grouped, units_per_chunk
+from perspicio._core.chunks import chunks, grouped, units_per_chunk
 
 
 @pytest.mark.parametrize(
@@ -20,14 +20,6 @@ def test_units_per_chunk() -> None:
     assert units_per_chunk(None, 4) is None
     assert units_per_chunk(10, 4) == 2
     assert units_per_chunk(3, 4) == 1
-
-
-@pytest.mark.parametrize(
-    ("value", "error"), [(0, ValueError), (-2, ValueError), (1.5, TypeError), (True, TypeError)]
-)
-def test_bad_chunk_sizes(value: object, error: type[Exception]) -> None:
-    with pytest.raises(error, match="internal_batch_size"):
-        check_chunk_size(value, "internal_batch_size")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("total", "per"), [(7, None), (7, 1), (7, 3), (7, 7), (0, 2)])

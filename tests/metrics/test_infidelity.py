@@ -235,7 +235,7 @@ BAD = [
         "attributions has 2 tensors but inputs has 1",
     ),
     ({"n_perturb_samples": 0}, ValueError, "n_perturb_samples must be at least 1, got 0"),
-    ({"n_perturb_samples": 1.5}, TypeError, "n_perturb_samples must be a positive int"),
+    ({"n_perturb_samples": 1.5}, TypeError, "n_perturb_samples must be an int"),
     ({"max_examples_per_batch": 0}, ValueError, "max_examples_per_batch must be at least 1"),
     ({"target": [0, 1]}, ValueError, "target gives 2 indices but the batch has 4"),
     ({"baselines": torch.ones(2, 4)}, ValueError, r"baselines\[0\] has shape \(2, 4\)"),

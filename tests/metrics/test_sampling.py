@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from perspicio._core.call import build_call
+from perspicio._core.chunks import chunks
 from perspicio.metrics import sampling
 from perspicio.testing import ReLUMLP
 
@@ -23,27 +24,15 @@ def captum_split(n_samples: int, bsz: int, mepb: int | None) -> list[int]:
 @pytest.mark.parametrize(
     ("n", "bsz", "mepb"), [(10, 4, None), (10, 4, 9), (10, 4, 3), (7, 1, 3), (5, 2, 100), (1, 3, 1)]
 )
-def test_sample_chunks_split_like_captum(n: int, bsz: int, mepb: int | None) -> None:
-    sizes = [b - a for a, b in sampling.sample_chunks(n, bsz, mepb)]
+def test_samples_per_chunk_split_like_captum(n: int, bsz: int, mepb: int | None) -> None:
+    sizes = [b - a for a, b in chunks(n, sampling.samples_per_chunk(bsz, mepb))]
     assert sizes == captum_split(n, bsz, mepb)
 
 
 @pytest.mark.parametrize("bad", [0, -2])
-def test_sample_chunks_rejects_bad_knob(bad: int) -> None:
+def test_samples_per_chunk_rejects_bad_knob(bad: int) -> None:
     with pytest.raises(ValueError, match="max_examples_per_batch must be at least 1"):
-        list(sampling.sample_chunks(3, 2, bad))
-
-
-@pytest.mark.parametrize("bad", [0, -1])
-def test_check_n_samples_value(bad: int) -> None:
-    with pytest.raises(ValueError, match=f"n_perturb_samples must be at least 1, got {bad}"):
-        sampling.check_n_samples(bad)
-
-
-@pytest.mark.parametrize("bad", [2.5, True, "3", None])
-def test_check_n_samples_type(bad: object) -> None:
-    with pytest.raises(TypeError, match="n_perturb_samples must be a positive int"):
-        sampling.check_n_samples(bad)
+        sampling.samples_per_chunk(2, bad)
 
 
 @pytest.mark.parametrize("mepb", [None, 1, 3, 5, 100])

@@ -37,12 +37,34 @@ def test_local_attribution_and_noise() -> None:
     torch.testing.assert_close(attr, model.linear.weight[2].expand(2, -1))
 
 
-def test_completeness_per_sample_on_relu_mlp() -> None:
+@pytest.mark.parametrize("n_samples", [1, 3])
+def test_completeness_per_sample_on_relu_mlp(n_samples: int) -> None:
+    """Each sample's delta is ``Σ attribution_j − (f(x) − f(b))``, so without noise and with
+    one baseline, the mean delta of an example is its attributions' sum minus ``f(x) − f(b)``."""
     torch.manual_seed(0)
-    _, delta = GradientShap(ReLUMLP()).attribute(
-        torch.randn(2, 6), torch.randn(4, 6), n_samples=3, target=0, return_convergence_delta=True
+    model = ReLUMLP()
+    x, b = torch.randn(2, 6), torch.randn(1, 6)
+    attr, delta = GradientShap(model).attribute(
+        x, b, n_samples=n_samples, stdevs=0.0, target=0, return_convergence_delta=True
     )
-    assert delta.shape == (6,)
+    assert delta.shape == (2 * n_samples,)
+    with torch.no_grad():
+        gap = model(x)[:, 0] - model(b)[:, 0]
+    mean_delta = delta.reshape(2, n_samples).mean(1)  # example-major rows
+    torch.testing.assert_close(mean_delta, attr.sum(1) - gap, atol=1e-5, rtol=1e-5)
+    if n_samples == 1:  # one random point on the path: the gradient there, times x - b
+        assert delta.abs().max() > 1e-4  # a ReLU network is not linear: delta is not zero
+
+
+def test_completeness_holds_exactly_on_a_linear_model_with_noise() -> None:
+    torch.manual_seed(1)
+    model = BasicLinearModel()
+    x, dist = torch.randn(3, 4), torch.randn(5, 4)
+    _, delta = GradientShap(model).attribute(
+        x, dist, n_samples=6, stdevs=0.3, target=2, return_convergence_delta=True
+    )
+    assert delta.shape == (18,)
+    torch.testing.assert_close(delta, torch.zeros(18), atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize(

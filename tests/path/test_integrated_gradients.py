@@ -59,6 +59,9 @@ def test_completeness_on_a_smooth_multi_input_model() -> None:
         x, target=0, additional_forward_args=(scale,), return_convergence_delta=True
     )
     assert isinstance(attrs, tuple) and len(attrs) == 2
+    with torch.no_grad():
+        gap = model(*x, scale)[:, 0] - model(torch.zeros(3, 4), torch.zeros(3, 3), scale)[:, 0]
+    torch.testing.assert_close(attrs[0].sum(1) + attrs[1].sum(1), gap, atol=1e-4, rtol=1e-4)
     assert delta.shape == (3,)
     assert delta.abs().max() < 1e-4
 

@@ -79,6 +79,9 @@ def test_completeness_on_parallel_layers() -> None:
         x, target=0, additional_forward_args=(scale,), return_convergence_delta=True
     )
     assert fa.shape == (3, 6) and fb.shape == (3, 6)
+    with torch.no_grad():
+        gap = model(*x, scale)[:, 0] - model(torch.zeros(3, 4), torch.zeros(3, 3), scale)[:, 0]
+    torch.testing.assert_close(fa.sum(1) + fb.sum(1), gap, atol=1e-4, rtol=1e-4)
     assert delta.abs().max() < 1e-4
 
 

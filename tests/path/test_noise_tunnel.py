@@ -46,18 +46,25 @@ def test_no_noise_smoothgrad_equals_the_method_and_vargrad_is_zero() -> None:
     torch.testing.assert_close(var, torch.zeros_like(x), atol=1e-6, rtol=0)
 
 
-def test_per_example_targets_and_delta_are_expanded() -> None:
+@pytest.mark.parametrize("batch", [None, 3])
+def test_per_example_targets_and_delta_are_expanded(batch: int | None) -> None:
+    """Without noise every copy of example i is example i with target i: the aggregate is the
+    method's attribution and each copy's delta is the example's own delta."""
     model = ReLUMLP()
     x = torch.randn(3, 6)
-    attr, delta = NoiseTunnel(IntegratedGradients(model)).attribute(
+    ig = IntegratedGradients(model)
+    plain, plain_delta = ig.attribute(x, target=[2, 0, 1], return_convergence_delta=True)
+    attr, delta = NoiseTunnel(ig).attribute(
         x,
         nt_samples=4,
-        nt_samples_batch_size=3,
-        stdevs=0.1,
-        target=[0, 1, 2],
+        nt_samples_batch_size=batch,
+        stdevs=0.0,
+        target=[2, 0, 1],
         return_convergence_delta=True,
     )
-    assert attr.shape == x.shape and delta.shape == (12,)
+    torch.testing.assert_close(attr, plain)
+    assert delta.shape == (12,)  # example-major: example i's copies are rows 4i .. 4i + 3
+    torch.testing.assert_close(delta, plain_delta.repeat_interleave(4))
 
 
 def test_draw_baseline_from_distribution() -> None:

@@ -9,12 +9,12 @@ import torch
 from torch import Tensor
 
 from perspicio._core.call import build_call
+from perspicio._core.masks import FeatureGroups
 from perspicio.perturbation import coalitions as co
 from perspicio.perturbation.lime_functions import (
     construct_feature_mask,
     default_from_interp_rep_transform,
 )
-from perspicio.perturbation.masks import FeatureGroups
 
 
 def _problem(

@@ -132,9 +132,9 @@ def test_batch_scalar_output_fits_one_model() -> None:
 
 def test_coalition_sampling_follows_the_shapley_kernel() -> None:
     from perspicio._core.call import build_call
+    from perspicio._core.masks import FeatureGroups
     from perspicio.perturbation.coalitions import Problem
     from perspicio.perturbation.lime_functions import construct_feature_mask
-    from perspicio.perturbation.masks import FeatureGroups
 
     call = build_call(torch.zeros(2, 6), None, None, None, use_baselines=True)
     masks, width = construct_feature_mask(None, call.inputs)

@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from perspicio._core.masks import FeatureGroups
 from perspicio.attr import Lime, LimeBase
 from perspicio.models import SkLearnLasso, TorchLasso, TorchLinearRegression
 from perspicio.perturbation import lime_functions as lime_mod
 from perspicio.perturbation.coalitions import Coalitions, Problem, bernoulli
-from perspicio.perturbation.masks import FeatureGroups
 from perspicio.testing import BasicLinearModel, MultiInputModel, ReLUMLP
 from tests.helpers import CountingModel
 
@@ -338,7 +338,7 @@ def test_forward_passes_are_batched() -> None:
 def test_show_progress(capsys: pytest.CaptureFixture[str]) -> None:
     Lime(ReLUMLP()).attribute(_x(2, 6), target=0, n_samples=10, show_progress=True)
     err = capsys.readouterr().err
-    assert "Lime" in err and "10 perturbations" in err
+    assert err.startswith("\rLime attribution: ") and "10/10" in err
 
 
 def test_attribute_future() -> None:

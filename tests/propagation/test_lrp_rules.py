@@ -280,3 +280,12 @@ def test_a_rule_giving_the_wrong_number_of_gradients_is_a_clear_error() -> None:
 
     with pytest.raises(ValueError, match="TwoGradients.backward returned 2 gradients for Linear"):
         apply_rule(TwoGradients(), nn.Linear(3, 3), torch.randn(2, 3), torch.ones(2, 3))
+
+
+def test_a_rule_with_no_terms_is_a_clear_error() -> None:
+    class NoTerms(PropagationRule):
+        def terms(self, call: object) -> list[object]:
+            return []
+
+    with pytest.raises(ValueError, match="NoTerms.terms returned no terms for Linear"):
+        apply_rule(NoTerms(), nn.Linear(3, 3), torch.randn(2, 3), torch.ones(2, 3))

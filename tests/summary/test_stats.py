@@ -171,3 +171,21 @@ def test_custom_stat_without_batch_support():
     assert summ.summary["last"].tolist() == [2.0]
     assert summ.summary["rangestat"] == [0.0, 3.0, 3.0]
     assert summ.class_summaries["a"]["rangestat"] == [0.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    ("stat", "dependency"),
+    [(Mean(), "Count"), (MSE(), "Mean"), (Var(), "MSE"), (StdDev(), "Var")],
+)
+def test_stats_used_outside_a_summarizer_say_so(stat: Stat, dependency: str) -> None:
+    with pytest.raises(RuntimeError, match=f"depends on {dependency}, which a Summarizer"):
+        for _ in range(2):  # Mean's first update needs no count; its second does
+            stat.update(torch.ones(2))
+            stat.get()
+
+
+def test_stats_inside_a_summarizer_need_no_setup() -> None:
+    s = Summarizer([Mean(), StdDev()])
+    for v in (1.0, 3.0):
+        s.update(torch.tensor([v]))
+    assert s.summary["mean"].item() == 2.0 and s.summary["std_dev"].item() == 1.0

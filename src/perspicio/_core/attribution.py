@@ -41,10 +41,7 @@ class Attribution:
         raise NotImplementedError(f"{type(self).__name__} does not implement attribute")
 
     def attribute_future(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(
-            f"{type(self).__name__} has no attribute_future: only perturbation methods take "
-            "forward functions that return futures"
-        )
+        raise NotImplementedError(f"attribute_future is not implemented for {type(self).__name__}")
 
     def has_convergence_delta(self) -> bool:
         """Whether ``attribute`` can return a completeness error (a convergence delta)."""

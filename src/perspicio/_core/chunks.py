@@ -12,19 +12,7 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import TypeVar
 
-from perspicio._core.validate import ArgumentError
-
 T = TypeVar("T")
-
-
-def check_chunk_size(value: int | None, name: str) -> None:
-    """``None`` or a positive int, else a clear error naming the knob."""
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a positive int or None, got {value!r}")
-    if value < 1:
-        raise ArgumentError(f"{name} must be at least 1, got {value}")
 
 
 def chunks(total: int, per_chunk: int | None) -> Iterator[tuple[int, int]]:

@@ -22,7 +22,7 @@ class MethodRow:
 
 def save_heatmap(attribution: Tensor, image: Tensor, path: Path, title: str) -> None:
     """A blended heat map of one ``(1, H, W)`` attribution over its image, as a PNG."""
-    from perspicio.viz import visualize_image_attr
+    from perspicio.attr.visualization import visualize_image_attr
 
     attr_hwc = attribution.detach().permute(1, 2, 0).numpy()
     img_hwc = image.detach().permute(1, 2, 0).numpy()
@@ -34,7 +34,7 @@ def save_heatmap(attribution: Tensor, image: Tensor, path: Path, title: str) -> 
 
 
 def save_image(image: Tensor, path: Path, title: str) -> None:
-    from perspicio.viz import visualize_image_attr
+    from perspicio.attr.visualization import visualize_image_attr
 
     fig, _ = visualize_image_attr(
         None,

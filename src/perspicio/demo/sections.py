@@ -57,8 +57,8 @@ AUC: higher is better; infidelity and max-sensitivity: lower is better. Sampling
 
 def text_section() -> str:
     """Token attributions of a tiny transformer trained in place on a toy task."""
+    from perspicio.attr.visualization import VisualizationDataRecord, visualize_text
     from perspicio.testing.text import text_classifier, token_attributions
-    from perspicio.viz import VisualizationDataRecord, visualize_text
 
     model, tokens, labels, vocab = text_classifier()
     tokens, labels = tokens[:6], labels[:6]

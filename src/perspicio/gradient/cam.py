@@ -27,7 +27,6 @@ from perspicio._core.attribution import (
 from perspicio._core.call import TensorOrTensors, Tensors, build_call
 from perspicio._core.sites import target_objective
 from perspicio._core.validate import ArgumentError
-from perspicio.propagation.guided import GuidedBackprop
 
 ReshapeTransform = Callable[[Tensor], Tensor]
 """Maps a layer's values ``(N, ...)`` to channel-first ``(N, C, *S)`` by moving elements only."""
@@ -202,6 +201,9 @@ class GuidedGradCam(GradientAttribution):
     def __init__(
         self, model: nn.Module, layer: nn.Module, device_ids: list[int] | None = None
     ) -> None:
+        # the public name, imported late: perspicio.attr imports this module
+        from perspicio.attr import GuidedBackprop
+
         check_single_layer(layer, "GuidedGradCam")
         GradientAttribution.__init__(self, model)
         self.grad_cam = LayerGradCam(model, layer, device_ids)

@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from perspicio._core.call import Call, TensorOrTensors, Tensors, build_call
-from perspicio._core.chunks import check_chunk_size, chunks, units_in_budget
+from perspicio._core.chunks import chunks, units_in_budget
 from perspicio._core.forward import forward_call
-from perspicio._core.validate import ArgumentError
+from perspicio._core.validate import ArgumentError, check_chunk_size
 from perspicio.gradient.cam import CamLayer, safe_div, weighted_map
 
 _MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}

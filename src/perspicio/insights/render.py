@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from perspicio._core.validate import ArgumentError
-from perspicio.viz.scale import cumulative_sum_threshold
+from perspicio.attr.visualization import cumulative_sum_threshold
 
 #: Anchor colours of the diverging map, from -1 through 0 to +1: red for negative, white, green
 #: for positive, as in :func:`perspicio.viz.visualize_image_attr` (the legend uses the same).

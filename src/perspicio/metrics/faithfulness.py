@@ -19,11 +19,11 @@ import torch
 from torch import Tensor
 
 from perspicio._core.call import BaselineType, Call, TensorOrTensors, Tensors, build_call
-from perspicio._core.validate import ArgumentError
+from perspicio._core.masks import FeatureGroups
+from perspicio._core.sweep import perturbed
+from perspicio._core.validate import ArgumentError, check_count
 from perspicio.metrics.infidelity import check_attributions
-from perspicio.metrics.sampling import check_n_samples, score_points
-from perspicio.perturbation.masks import FeatureGroups
-from perspicio.perturbation.sweep import perturbed
+from perspicio.metrics.sampling import score_points
 
 
 class Curve(NamedTuple):
@@ -107,7 +107,7 @@ def _curve(
     morf = check_order(order)
     g = groups.n_features
     if n_steps is not None:
-        check_n_samples(n_steps, "n_steps")
+        check_count(n_steps, "n_steps")
     steps = g if n_steps is None else n_steps
     j = torch.arange(steps + 1, device=call.inputs[0].device)
     counts = (2 * j * g + steps) // (2 * steps)  # round(j * F / steps): features out at j
@@ -296,7 +296,7 @@ def faithfulness_correlation(
     call, attrs, groups = _setup(
         inputs, attributions, baselines, additional_forward_args, target, feature_mask
     )
-    check_n_samples(n_perturb_samples)
+    check_count(n_perturb_samples, "n_perturb_samples")
     m = _subset_size(subset_size, groups.n_features)
     n, device = call.batch_size, call.inputs[0].device
     keys = torch.rand(n_perturb_samples, n, groups.n_features, device=device)

@@ -17,8 +17,9 @@ from perspicio._core.call import (
     normalize_baselines,
 )
 from perspicio._core.forward import scores
-from perspicio._core.validate import ArgumentError
-from perspicio.metrics.sampling import check_n_samples, sample_chunks
+from perspicio._core.validate import ArgumentError, check_count
+from perspicio._core.wrapped import PerExample, reduce_samples
+from perspicio.metrics.sampling import samples_per_chunk
 
 PerturbFunc = Callable[..., Any]
 
@@ -72,16 +73,10 @@ def infidelity_perturb_func_decorator(
 
 def _perturb_args(inputs: Tensors, baselines: Any, k: int) -> tuple[Any, Any]:
     """What ``perturb_func`` receives for ``k`` samples per example (Captum's layout)."""
-    n = inputs[0].shape[0]
     xs = tuple(x.repeat_interleave(k, 0) for x in inputs)
     if baselines is None:
         return (xs if len(xs) > 1 else xs[0]), None
-    bs = tuple(
-        b.repeat_interleave(k, 0)
-        if isinstance(b, Tensor) and b.dim() and b.shape[0] == n > 1
-        else b
-        for b in baselines
-    )
+    bs = PerExample({"baselines": baselines}, inputs[0].shape[0]).repeat(k)["baselines"]
     return (xs, bs) if len(xs) > 1 else (xs[0], bs[0])
 
 
@@ -175,7 +170,7 @@ def infidelity(
     """
     call = build_call(inputs, target, additional_forward_args)
     attrs = check_attributions(attributions, call.inputs)
-    check_n_samples(n_perturb_samples)
+    check_count(n_perturb_samples, "n_perturb_samples")
     user_baselines = None
     if baselines is not None:
         normalize_baselines(
@@ -183,35 +178,29 @@ def infidelity(
         )  # validation only: perturb_func gets them as given
         user_baselines = _as_tuple(baselines)
     n = call.batch_size
-    chunk_ranges = list(sample_chunks(n_perturb_samples, n, max_examples_per_batch))
-    sums: list[Tensor] | None = None
+    per_chunk = samples_per_chunk(n, max_examples_per_batch)
     f_x: Tensor | None = None
+
+    def run(start: int, stop: int) -> list[Tensor]:
+        nonlocal f_x
+        k = stop - start
+        pert, perturbed = _perturb(perturb_func, call.inputs, user_baselines, k)
+        if f_x is None and _fusable(call.inputs, perturbed):
+            # the unperturbed rows ride along with the first chunk: one pass, not two
+            both = scores(forward_func, call.repeat(k + 1, interleave=True),
+                          _with_originals(call.inputs, perturbed, k)).reshape(n, k + 1)  # fmt: skip
+            f_x, f_p = both[:, 0], both[:, 1:].reshape(-1)
+        else:
+            f_x = scores(forward_func, call) if f_x is None else f_x
+            f_p = scores(forward_func, call.repeat(k, interleave=True), perturbed)
+        diff = (f_x.repeat_interleave(k) - f_p).reshape(n, k)
+        dots = [
+            (a.repeat_interleave(k, 0) * p).reshape(n * k, -1).sum(1) for a, p in zip(attrs, pert)
+        ]
+        return _terms(torch.stack(dots).sum(0).reshape(n, k), diff, normalize)
+
     with torch.no_grad():
-        for start, stop in chunk_ranges:
-            k = stop - start
-            pert, perturbed = _perturb(perturb_func, call.inputs, user_baselines, k)
-            if f_x is None and _fusable(call.inputs, perturbed):
-                # the unperturbed rows ride along with the first chunk: one pass, not two
-                both = scores(forward_func, call.repeat(k + 1, interleave=True),
-                              _with_originals(call.inputs, perturbed, k)).reshape(n, k + 1)  # fmt: skip
-                f_x, f_p = both[:, 0], both[:, 1:].reshape(-1)
-            else:
-                f_x = scores(forward_func, call) if f_x is None else f_x
-                f_p = scores(forward_func, call.repeat(k, interleave=True), perturbed)
-            diff = (f_x.repeat_interleave(k) - f_p).reshape(n, k)
-            dot = (
-                torch.stack(
-                    [
-                        (a.repeat_interleave(k, 0) * p).reshape(n * k, -1).sum(1)
-                        for a, p in zip(attrs, pert)
-                    ]
-                )
-                .sum(0)
-                .reshape(n, k)
-            )
-            terms = _terms(dot, diff, normalize)
-            sums = terms if sums is None else [s + t for s, t in zip(sums, terms)]
-    assert sums is not None
+        sums = reduce_samples(n_perturb_samples, per_chunk, run)
     if not normalize:
         return sums[0] / n_perturb_samples
     aa, ab, bb = sums
@@ -232,10 +221,11 @@ def _with_originals(inputs: Tensors, perturbed: Tensors, k: int) -> Tensors:
 
 
 def _terms(dot: Tensor, diff: Tensor, normalize: bool) -> list[Tensor]:
+    """Per-sample terms ``(N, k)`` whose sums over the samples give the metric."""
     # Normalisation needs the sums of a^2, ab and b^2 over all samples before beta is known.
     if normalize:
-        return [dot.pow(2).sum(1), (dot * diff).sum(1), diff.pow(2).sum(1)]
-    return [(dot - diff).pow(2).sum(1)]
+        return [dot.pow(2), dot * diff, diff.pow(2)]
+    return [(dot - diff).pow(2)]
 
 
 def _as_tuple(value: Any) -> tuple[Any, ...]:

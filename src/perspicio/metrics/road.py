@@ -18,10 +18,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from perspicio._core.call import Tensors, build_call
+from perspicio._core.masks import FeatureGroups
 from perspicio._core.validate import ArgumentError
 from perspicio.metrics.faithfulness import Curve, check_order, element_ranks
 from perspicio.metrics.sampling import score_points
-from perspicio.perturbation.masks import FeatureGroups
 
 _WEIGHTS = ((1 / 12, 1 / 6, 1 / 12), (1 / 6, 0.0, 1 / 6), (1 / 12, 1 / 6, 1 / 12))
 

@@ -1,45 +1,35 @@
 """How metrics batch their model evaluations: on the one chunking loop, never a second one.
 
 Two layouts are used. Monte-Carlo metrics (infidelity, sensitivity) follow Captum: each
-example is repeated ``k`` times in place (``[x0, x0, x1, x1]``) and ``perturb_func`` is called
-once per chunk of :func:`sample_chunks`, so with the same seed the same random draws are
-made. Curve metrics (deletion, insertion, ROAD, faithfulness correlation) are plans for the
-perturbation engine (:func:`perspicio.perturbation.sweep.sweep`): whole batches stacked one
+example is repeated ``k`` times in place (``[x0, x0, x1, x1]``), ``perturb_func`` is called
+once per chunk of :func:`samples_per_chunk` samples (so the same seed makes Captum's random
+draws) and the chunks are reduced by :func:`perspicio._core.wrapped.reduce_samples`. Curve metrics (deletion, insertion, ROAD, faithfulness correlation) are plans for the
+perturbation engine (:func:`perspicio._core.sweep.sweep`): whole batches stacked one
 per point of the curve (``[x0, x1, x0, x1]``), collected in a ``(points, N)`` score table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from torch import Tensor
 
 from perspicio._core.call import Call, Tensors
-from perspicio._core.chunks import check_chunk_size, chunks, units_per_chunk
+from perspicio._core.chunks import units_per_chunk
 from perspicio._core.forward import scores
-from perspicio._core.validate import ArgumentError
-from perspicio.perturbation.sweep import AUTO, Evaluate, sweep
+from perspicio._core.sweep import AUTO, Evaluate, sweep
+from perspicio._core.validate import check_chunk_size
 
 
-def check_n_samples(value: Any, name: str = "n_perturb_samples") -> None:
-    """A positive int, else a ``TypeError``/``ValueError`` naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a positive int, got {value!r}")
-    if value < 1:
-        raise ArgumentError(f"{name} must be at least 1, got {value}")
-
-
-def sample_chunks(
-    n_samples: int, batch_size: int, max_examples_per_batch: int | None
-) -> Iterator[tuple[int, int]]:
-    """Ranges of samples per chunk: ``max_examples_per_batch // batch_size`` samples each.
+def samples_per_chunk(batch_size: int, max_examples_per_batch: int | None) -> int | None:
+    """Samples per chunk: ``max_examples_per_batch // batch_size`` (``None``: all at once).
 
     Captum's split: at least one sample per chunk (a chunk then holds the whole batch once,
-    even when that exceeds ``max_examples_per_batch``), at most ``n_samples``.
+    even when that exceeds ``max_examples_per_batch``).
     """
     check_chunk_size(max_examples_per_batch, "max_examples_per_batch")
-    return chunks(n_samples, units_per_chunk(max_examples_per_batch, batch_size))
+    return units_per_chunk(max_examples_per_batch, batch_size)
 
 
 class _Table:

@@ -14,8 +14,9 @@ import torch
 from torch import Tensor
 
 from perspicio._core.call import TensorOrTensors, Tensors, as_tensors, batch_size_of
-from perspicio._core.validate import ArgumentError
-from perspicio.metrics.sampling import check_n_samples, sample_chunks
+from perspicio._core.validate import ArgumentError, check_count
+from perspicio._core.wrapped import PerExample, reduce_samples
+from perspicio.metrics.sampling import samples_per_chunk
 
 
 def default_perturb_func(inputs: TensorOrTensors, perturb_radius: float = 0.02) -> Tensors:
@@ -37,40 +38,6 @@ def default_perturb_func(inputs: TensorOrTensors, perturb_radius: float = 0.02) 
         )
         for x in as_tensors(inputs)
     )
-
-
-def _repeat(value: Any, n: int, k: int, lists: bool = False) -> Any:
-    """A per-example value with every example repeated ``k`` times in place."""
-    if isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == n:
-        return value.repeat_interleave(k, 0)
-    if lists and isinstance(value, list) and len(value) == n:
-        return [v for v in value for _ in range(k)]
-    return value
-
-
-def _expand_kwargs(kwargs: dict[str, Any], inputs: Tensors, k: int) -> dict[str, Any]:
-    """The explanation arguments for a batch of ``k`` samples per example.
-
-    As in Captum: per-example targets, additional forward args, baselines of the inputs'
-    batch size and per-example feature masks are repeated; everything else is passed as is.
-    """
-    n = inputs[0].shape[0]
-    out = dict(kwargs)
-    if "target" in out:
-        t = out["target"]
-        if not (isinstance(t, Tensor) and t.numel() == 1):
-            out["target"] = _repeat(t, n, k, lists=True)
-    if out.get("additional_forward_args") is not None:
-        args = out["additional_forward_args"]
-        items = args if isinstance(args, tuple) else (args,)
-        out["additional_forward_args"] = tuple(_repeat(a, n, k) for a in items)
-    for name in ("baselines", "feature_mask"):
-        value = out.get(name)
-        if value is not None and not callable(value):
-            items = value if isinstance(value, tuple) else (value,)
-            expanded = tuple(_repeat(v, n, k) if n > 1 else v for v in items)
-            out[name] = expanded if isinstance(value, tuple) else expanded[0]
-    return out
 
 
 def _user_form(perturbed: Any, is_tuple: bool) -> TensorOrTensors:
@@ -111,30 +78,29 @@ def _sensitivity(
 ) -> Tensor:
     xs = as_tensors(inputs)
     n = batch_size_of(xs)
-    check_n_samples(n_perturb_samples)
+    check_count(n_perturb_samples, "n_perturb_samples")
     _check_norm(norm_ord)
-    chunk_ranges = list(sample_chunks(n_perturb_samples, n, max_examples_per_batch))
+    per_chunk = samples_per_chunk(n, max_examples_per_batch)
     takes_radius = len(inspect.signature(perturb_func).parameters) > 1
-    total: Tensor | None = None
+    per_example = PerExample(kwargs, n)
     with torch.no_grad():
         e_x = _flat(explanation_func(inputs, **kwargs), n)  # (N, D)
         base = _norm(e_x, norm_ord)
         base = torch.where(base == 0, torch.ones_like(base), base)
-        for start, stop in chunk_ranges:
+
+        def run(start: int, stop: int) -> Tensor:
             k = stop - start
             tiled = tuple(x.repeat_interleave(k, 0) for x in xs)
             arg = tiled if len(tiled) > 1 else tiled[0]
             perturbed = perturb_func(arg, perturb_radius) if takes_radius else perturb_func(arg)
             perturbed = _user_form(perturbed, isinstance(inputs, tuple | list))
-            e_p = _flat(explanation_func(perturbed, **_expand_kwargs(kwargs, xs, k)), n * k)
+            e_p = _flat(explanation_func(perturbed, **per_example.repeat(k)), n * k)
             change = _norm(e_x.repeat_interleave(k, 0) - e_p, norm_ord).reshape(n, k)
-            change = change / base.unsqueeze(1)
-            part = change.max(1).values if reduce == "max" else change.sum(1)
-            if total is None:
-                total = part
-            else:
-                total = torch.maximum(total, part) if reduce == "max" else total + part
-    assert total is not None
+            return change / base.unsqueeze(1)  # (N, k)
+
+        total = reduce_samples(
+            n_perturb_samples, per_chunk, run, "max" if reduce == "max" else "sum"
+        )
     return total if reduce == "max" else total / n_perturb_samples
 
 

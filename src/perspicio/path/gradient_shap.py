@@ -22,32 +22,10 @@ from perspicio._core.call import (
     build_call,
     normalize_distribution,
 )
-from perspicio._core.chunks import check_chunk_size, chunks
+from perspicio._core.chunks import chunks
 from perspicio._core.forward import NeuronSelector, check_neuron_selector, scores
 from perspicio._core.sites import InputSite, Objective, Site, neuron_objective, target_objective
-from perspicio._core.validate import ArgumentError
-
-
-def check_samples(n_samples: int, name: str = "n_samples") -> None:
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int):
-        raise TypeError(f"{name} must be an int, got {n_samples!r}")
-    if n_samples < 1:
-        raise ArgumentError(f"{name} must be at least 1, got {n_samples}")
-
-
-def per_input_stdevs(stdevs: Any, n_inputs: int, name: str = "stdevs") -> tuple[float, ...]:
-    """One non-negative standard deviation per input."""
-    values = stdevs if isinstance(stdevs, tuple | list) else (stdevs,) * n_inputs
-    if len(values) != n_inputs:
-        raise ArgumentError(
-            f"{name} must give one value per input: got {len(values)} for {n_inputs}"
-        )
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise TypeError(f"{name} must be numbers, got {v!r}")
-        if v < 0:
-            raise ArgumentError(f"{name} must be non-negative, got {v}")
-    return tuple(float(v) for v in values)
+from perspicio._core.validate import check_chunk_size, check_count, per_input_stdevs
 
 
 def gaussian_noise(inputs: Tensors, stdevs: tuple[float, ...]) -> Tensors:
@@ -301,7 +279,7 @@ def _shap_call(
     internal_batch_size: int | None,
 ) -> tuple[Call, tuple[float, ...], Tensors]:
     """Validate GradientShap's arguments: the call, one stdev per input, the distribution."""
-    check_samples(n_samples)
+    check_count(n_samples, "n_samples")
     check_chunk_size(internal_batch_size, "internal_batch_size")
     call = build_call(inputs, target, additional_forward_args, require_float=True)
     return (

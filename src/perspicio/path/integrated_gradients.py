@@ -17,8 +17,8 @@ from perspicio._core.call import Call, TensorOrTensors, Tensors, build_call
 from perspicio._core.forward import NeuronSelector, check_neuron_selector, scores
 from perspicio._core.sites import InputSite, Objective, Site, neuron_objective, target_objective
 from perspicio._core.validate import ArgumentError
+from perspicio._core.wrapped import LayerNoise
 from perspicio.path.integral import check_path_args, path_integral
-from perspicio.path.noise_tunnel import LayerNoise
 
 
 def integrate(

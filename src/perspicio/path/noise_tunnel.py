@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from enum import Enum
 from typing import Any
 
@@ -18,10 +17,13 @@ from perspicio._core.call import (
     build_call,
     normalize_distribution,
 )
-from perspicio._core.chunks import check_chunk_size, chunks
-from perspicio._core.sites import LayerSite
-from perspicio._core.validate import ArgumentError
-from perspicio.path.gradient_shap import check_samples, per_input_stdevs
+from perspicio._core.validate import (
+    ArgumentError,
+    check_chunk_size,
+    check_count,
+    per_input_stdevs,
+)
+from perspicio._core.wrapped import LayerNoise, PerExample, Reduction, flatten, reduce_samples
 
 
 class NoiseTunnelType(Enum):
@@ -31,85 +33,6 @@ class NoiseTunnelType(Enum):
 
 
 SUPPORTED_NOISE_TUNNEL_TYPES = [t.name for t in NoiseTunnelType]
-
-
-def _expand(value: Any, n: int, k: int, lists: bool = False) -> Any:
-    """Repeat per-example values (batch dim ``n``) ``k`` times each, in place.
-
-    Tensors with batch dimension ``n`` are expanded, tuples element by element, and lists of
-    length ``n`` only when ``lists`` (per-example targets).
-    """
-    if isinstance(value, Tensor):
-        if value.dim() > 0 and value.shape[0] == n:
-            return value.repeat_interleave(k, dim=0)
-        return value
-    if lists and isinstance(value, list) and len(value) == n:
-        return [v for v in value for _ in range(k)]
-    if isinstance(value, tuple):
-        return tuple(_expand(v, n, k) for v in value)
-    return value
-
-
-def _flatten(result: Any) -> tuple[list[Tensor], Any]:
-    """The tensors of a (possibly nested) attribution result and a way to rebuild it."""
-    if isinstance(result, Tensor):
-        return [result], None
-    if isinstance(result, tuple | list):
-        flat: list[Tensor] = []
-        spec = []
-        for item in result:
-            ts, sub = _flatten(item)
-            spec.append((len(ts), sub))
-            flat.extend(ts)
-        return flat, (type(result), spec)
-    raise TypeError(f"cannot aggregate an attribution result of type {type(result).__name__}")
-
-
-def _rebuild(flat: list[Tensor], spec: Any) -> Any:
-    if spec is None:
-        return flat[0]
-    kind, parts = spec
-    out, i = [], 0
-    for count, sub in parts:
-        out.append(_rebuild(flat[i : i + count], sub))
-        i += count
-    return kind(out)
-
-
-class LayerNoise:
-    """A Layer method that NoiseTunnel may perturb at its layer instead of at its inputs.
-
-    Noise cannot be added to integer inputs (token ids). For such inputs NoiseTunnel draws the
-    noise in the space of the method's layer (an embedding, say) and the method adds it to the
-    layer's values at the inputs (see :meth:`noisy`); baselines stay clean.
-    """
-
-    _noise: Tensors | None = None
-
-    def noise_site(self, kwargs: dict[str, Any]) -> LayerSite:
-        """Where the noise goes, given the ``attribute`` keyword arguments."""
-        site: LayerSite = self._site(bool(kwargs.get("attribute_to_layer_input", False)))  # type: ignore[attr-defined]
-        if len(site.layers) != 1:
-            raise ArgumentError(
-                "NoiseTunnel puts the noise for integer inputs on the method's layer: "
-                "give the method a single layer"
-            )
-        return site
-
-    @contextmanager
-    def layer_noise(self, noise: Tensors) -> Iterator[None]:
-        """Inside the block, :meth:`noisy` adds ``noise`` to the layer's values."""
-        self._noise = noise
-        try:
-            yield
-        finally:
-            self._noise = None
-
-    def noisy(self, values: Tensors) -> Tensors:
-        """The layer's values at the inputs, plus NoiseTunnel's noise when there is some."""
-        if self._noise is None:
-            return values
-        return tuple(v + e.to(v.dtype) for v, e in zip(values, self._noise))
 
 
 class NoiseTunnel(Attribution):
@@ -177,7 +100,7 @@ class NoiseTunnel(Attribution):
             raise ArgumentError(
                 f"nt_type must be one of {', '.join(SUPPORTED_NOISE_TUNNEL_TYPES)}; got {nt_type!r}"
             )
-        check_samples(nt_samples, "nt_samples")
+        check_count(nt_samples, "nt_samples")
         check_chunk_size(nt_samples_batch_size, "nt_samples_batch_size")
         is_tuple = isinstance(inputs, tuple | list)
         xs = as_tensors(inputs)
@@ -187,39 +110,31 @@ class NoiseTunnel(Attribution):
         noise = self._noise(xs, nt_samples, sds)
         picks = self._baseline_picks(kwargs, xs, n, nt_samples, draw_baseline_from_distrib)
         want_delta = bool(kwargs.get("return_convergence_delta", False))
-        total: list[Tensor] | None = None
-        total_sq: list[Tensor] | None = None
-        deltas: list[Tensor] = []
-        spec: Any = None
-        for a, b in chunks(nt_samples, nt_samples_batch_size):
+        per_example = PerExample(kwargs, n)
+
+        def run(a: int, b: int) -> tuple[Any, ...]:
             k = b - a
             noisy = tuple(
                 (x.unsqueeze(1) + e[:, a:b]).reshape(n * k, *x.shape[1:]) for x, e in zip(xs, noise)
             )
-            kw = {key: _expand(v, n, k, key == "target") for key, v in kwargs.items()}
+            kw = per_example.repeat(k)
             if picks is not None:
                 kw["baselines"] = tuple(p[:, a:b].reshape(n * k, *p.shape[2:]) for p in picks)
             with self._noisy_layer(layer_noise, a, b):
                 out = self.attribution_method.attribute(noisy if is_tuple else noisy[0], **kw)
+            delta = None
             if want_delta:
                 out, delta = out
-                deltas.append(delta.reshape(n, k))
-            flat, spec = _flatten(out)
-            sums = [t.reshape(n, k, *t.shape[1:]).sum(1) for t in flat]
-            sqs = [(t * t).reshape(n, k, *t.shape[1:]).sum(1) for t in flat]
-            total = sums if total is None else [u + v for u, v in zip(total, sums)]
-            total_sq = sqs if total_sq is None else [u + v for u, v in zip(total_sq, sqs)]
-        assert total is not None and total_sq is not None
-        mean = [t / nt_samples for t in total]
-        mean_sq = [t / nt_samples for t in total_sq]
-        if nt_type == "smoothgrad":
-            agg = mean
-        elif nt_type == "smoothgrad_sq":
-            agg = mean_sq
-        else:
-            agg = [sq - m * m for sq, m in zip(mean_sq, mean)]
-        result = _rebuild(agg, spec)
-        return (result, torch.cat(deltas, dim=1).reshape(-1)) if want_delta else result
+            flat, structure = flatten(out)
+            per_sample = [t.reshape(n, k, *t.shape[1:]) for t in flat]  # (N, k, ...)
+            squares = [(t * t).reshape(n, k, *t.shape[1:]) for t in flat]
+            extra = (delta.reshape(n, k),) if delta is not None else ()
+            return (structure.rebuild(per_sample), structure.rebuild(squares), *extra)
+
+        how: tuple[Reduction, ...] = ("sum", "sum", "cat") if want_delta else ("sum", "sum")
+        total, total_sq, *deltas = reduce_samples(nt_samples, nt_samples_batch_size, run, how)
+        result = _aggregate(nt_type, total, total_sq, nt_samples)
+        return (result, deltas[0].reshape(-1)) if want_delta else result
 
     def _layer_noise(
         self, xs: Tensors, nt_samples: int, sds: tuple[float, ...], kwargs: dict[str, Any]
@@ -284,3 +199,15 @@ class NoiseTunnel(Attribution):
         dist = normalize_distribution(kwargs.get("baselines"), xs)
         idx = torch.randint(dist[0].shape[0], (n, nt_samples), device=dist[0].device)
         return [d[idx] for d in dist]
+
+
+def _aggregate(nt_type: str, total: Any, total_sq: Any, nt_samples: int) -> Any:
+    """The mean, mean of squares or variance from the sums over samples (nested alike)."""
+    flat, structure = flatten(total)
+    mean = [t / nt_samples for t in flat]
+    mean_sq = [t / nt_samples for t in flatten(total_sq)[0]]
+    if nt_type == "smoothgrad":
+        return structure.rebuild(mean)
+    if nt_type == "smoothgrad_sq":
+        return structure.rebuild(mean_sq)
+    return structure.rebuild([sq - m * m for sq, m in zip(mean_sq, mean)])

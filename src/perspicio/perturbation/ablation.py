@@ -1,11 +1,11 @@
 """Feature ablation and occlusion: replace one feature (or window) at a time by a baseline.
 
-Both are plans for :func:`perspicio.perturbation.sweep.sweep`. :class:`Ablation` is the plan
+Both are plans for :func:`perspicio._core.sweep.sweep`. :class:`Ablation` is the plan
 behind every "one feature group at a time" method: perturbation ``j`` replaces every scalar
 of feature ``j`` by a replacement (the baseline for ablation, a shuffled copy for
 permutation) and the attribution of feature ``j`` is ``f(x) - f(x with j replaced)``.
 Layer variants reuse it unchanged with layer site values and a
-:func:`~perspicio.perturbation.sweep.layer_evaluator`; see :func:`ablate`.
+:func:`~perspicio._core.sweep.layer_evaluator`; see :func:`ablate`.
 """
 
 from __future__ import annotations
@@ -20,17 +20,19 @@ from torch import Tensor
 
 from perspicio._core.attribution import PerturbationAttribution
 from perspicio._core.call import Tensors, build_call
-from perspicio._core.validate import ArgumentError
-from perspicio.perturbation.masks import FeatureGroups, MaskType
-from perspicio.perturbation.sweep import (
+from perspicio._core.masks import FeatureGroups, MaskType
+from perspicio._core.sweep import (
     AUTO,
     Evaluate,
     check_per_eval,
     execute,
+    future_of,
     is_per_example,
     model_evaluator,
     perturbed,
+    wants_future,
 )
+from perspicio._core.validate import ArgumentError
 
 Replacement = Callable[[int, int], Sequence[Any]]
 """``(start, stop) ->`` per site tensor, values broadcastable to ``(stop - start, N, *S)``."""
@@ -97,8 +99,8 @@ def ablate(
 
     This is the extension point for Layer/Neuron variants: ``values`` are the site's values
     (inputs or a layer's), ``evaluate`` maps stacked perturbed values to the objective
-    (:func:`~perspicio.perturbation.sweep.model_evaluator`,
-    :func:`~perspicio.perturbation.sweep.layer_evaluator`, or a neuron reader), ``groups``
+    (:func:`~perspicio._core.sweep.model_evaluator`,
+    :func:`~perspicio._core.sweep.layer_evaluator`, or a neuron reader), ``groups``
     the validated mask over the values. A Future of the tuple with ``future=True``.
     """
     plan = Ablation(values, groups, fixed(baselines))
@@ -164,30 +166,15 @@ class FeatureAblation(PerturbationAttribution):
             **kwargs: ignored, as in Captum.
         """
         return self._run(
-            False, inputs, baselines, target, additional_forward_args, feature_mask,
+            wants_future(), inputs, baselines, target, additional_forward_args, feature_mask,
             perturbations_per_eval, show_progress,
         )  # fmt: skip
 
-    def attribute_future(
-        self,
-        inputs: Any,
-        baselines: Any = None,
-        target: Any = None,
-        additional_forward_args: Any = None,
-        feature_mask: MaskType = None,
-        perturbations_per_eval: int = AUTO,
-        show_progress: bool = False,
-        **kwargs: Any,
-    ) -> Any:
-        """:meth:`attribute` for a ``forward_func`` returning ``torch.futures.Future``; returns
-        a Future of the attributions."""
-        return self._run(
-            True, inputs, baselines, target, additional_forward_args, feature_mask,
-            perturbations_per_eval, show_progress,
-        )  # fmt: skip
+    attribute_future = future_of(attribute)
 
-    def _feature_plan(self, values: Tensors, baselines: Tensors, groups: FeatureGroups) -> Any:
-        """The plan over features (used by DataLoaderAttribution on a table of features)."""
+    def feature_plan(self, values: Tensors, baselines: Tensors, groups: FeatureGroups) -> Any:
+        """The sweep plan over feature groups (DataLoaderAttribution runs it on a table of
+        feature switches)."""
         return Ablation(values, groups, fixed(baselines))
 
     def _run(
@@ -418,26 +405,11 @@ class Occlusion(FeatureAblation):
             show_progress: show a progress bar (tqdm when installed).
         """
         return self._occlude(
-            False, inputs, sliding_window_shapes, strides, baselines, target,
+            wants_future(), inputs, sliding_window_shapes, strides, baselines, target,
             additional_forward_args, perturbations_per_eval, show_progress,
         )  # fmt: skip
 
-    def attribute_future(  # type: ignore[override]
-        self,
-        inputs: Any,
-        sliding_window_shapes: Any,
-        strides: Any = None,
-        baselines: Any = None,
-        target: Any = None,
-        additional_forward_args: Any = None,
-        perturbations_per_eval: int = AUTO,
-        show_progress: bool = False,
-    ) -> Any:
-        """:meth:`attribute` for a ``forward_func`` returning futures; a Future of the result."""
-        return self._occlude(
-            True, inputs, sliding_window_shapes, strides, baselines, target,
-            additional_forward_args, perturbations_per_eval, show_progress,
-        )  # fmt: skip
+    attribute_future = future_of(attribute)
 
     def _occlude(
         self,

@@ -27,9 +27,9 @@ from torch import Tensor
 
 from perspicio._core.call import Call, TensorOrTensors, Tensors
 from perspicio._core.forward import run_forward
+from perspicio._core.masks import FeatureGroups
+from perspicio._core.sweep import objective
 from perspicio._core.validate import ArgumentError
-from perspicio.perturbation.masks import FeatureGroups
-from perspicio.perturbation.sweep import objective
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ from torch import Tensor
 from perspicio._core.attribution import Attribution
 from perspicio._core.call import Tensors, normalize_baselines
 from perspicio._core.forward import run_forward
+from perspicio._core.masks import FeatureGroups, MaskType
+from perspicio._core.sweep import AUTO, check_per_eval, execute, nbytes, perturbed
 from perspicio._core.validate import ArgumentError
 from perspicio.perturbation.ablation import FeatureAblation, Occlusion
-from perspicio.perturbation.masks import FeatureGroups, MaskType
 from perspicio.perturbation.shapley import ShapleyValueSampling
-from perspicio.perturbation.sweep import AUTO, check_per_eval, execute, nbytes, perturbed
 
 
 class InputRole:
@@ -111,8 +111,9 @@ class DataLoaderAttribution(Attribution):
     """
 
     def __init__(self, attr_method: Attribution) -> None:
-        ok = isinstance(attr_method, FeatureAblation | ShapleyValueSampling)
-        if not ok or isinstance(attr_method, Occlusion):
+        if isinstance(attr_method, Occlusion) or not isinstance(
+            attr_method, FeatureAblation | ShapleyValueSampling
+        ):
             raise TypeError(
                 "DataLoaderAttribution wraps a FeatureAblation, ShapleyValueSampling or "
                 f"ShapleyValues instance, got {type(attr_method).__name__}"
@@ -168,7 +169,7 @@ class DataLoaderAttribution(Attribution):
             reduce or _concat_tensors, to_metric,
         )  # fmt: skip
         switches = (torch.ones(1, groups.n_features, device=attr_inputs[0].device),)
-        plan = self.attr_method._feature_plan(  # type: ignore[attr-defined]
+        plan = self.attr_method.feature_plan(
             switches, (torch.zeros(1, 1, device=switches[0].device),),
             FeatureGroups.build(None, switches),
         )  # fmt: skip
@@ -182,7 +183,7 @@ class DataLoaderAttribution(Attribution):
 
         return execute(
             plan, metric, switches, finish, perturbations_per_pass,
-            show_progress=show_progress, desc=f"DataLoader {self.attr_method.get_name()}",
+            show_progress=show_progress, desc=self.attr_method.get_name(),
             cost=lambda base: nbytes(base),
         )  # fmt: skip
 

@@ -9,14 +9,13 @@ import torch
 from torch import Tensor
 
 from perspicio._core.call import TensorOrTensors, as_tensors
-from perspicio._core.validate import ArgumentError
-from perspicio.path.gradient_shap import check_samples
+from perspicio._core.masks import MaskType
+from perspicio._core.sweep import AUTO, future_of
+from perspicio._core.validate import ArgumentError, check_count
 from perspicio.perturbation.coalitions import Problem, Sampler, uniform_subsets
 from perspicio.perturbation.lime import Lime
 from perspicio.perturbation.lime_functions import default_from_interp_rep_transform
-from perspicio.perturbation.masks import MaskType
 from perspicio.perturbation.surrogate import ShapleyLinearRegression
-from perspicio.perturbation.sweep import AUTO
 
 
 def _shapley_coalitions(p: Problem) -> Tensor:
@@ -105,24 +104,7 @@ class KernelShap(Lime):
             perturbations_per_eval, return_input_shape, show_progress,
         )  # fmt: skip
 
-    def attribute_future(  # type: ignore[override]
-        self,
-        inputs: TensorOrTensors,
-        baselines: Any = None,
-        target: Any = None,
-        additional_forward_args: Any = None,
-        feature_mask: MaskType = None,
-        n_samples: int = 25,
-        perturbations_per_eval: int = AUTO,
-        return_input_shape: bool = True,
-        show_progress: bool = False,
-    ) -> torch.futures.Future[TensorOrTensors]:
-        """:meth:`attribute` for a ``forward_func`` that returns ``torch.futures.Future``."""
-        _check_two(n_samples)
-        return Lime.attribute_future(
-            self, inputs, baselines, target, additional_forward_args, feature_mask, n_samples,
-            perturbations_per_eval, return_input_shape, show_progress,
-        )  # fmt: skip
+    attribute_future = future_of(attribute)
 
     def kernel_shap_similarity_kernel(
         self, _: Any, __: Any, interpretable_sample: Tensor, **kwargs: Any
@@ -171,7 +153,7 @@ def _size_distribution(m: int) -> torch.distributions.Categorical:
 
 
 def _check_two(n_samples: int) -> None:
-    check_samples(n_samples)
+    check_count(n_samples, "n_samples")
     if n_samples < 2:
         raise ArgumentError(
             f"KernelShap needs n_samples >= 2 (the full and the empty coalition), got {n_samples}"

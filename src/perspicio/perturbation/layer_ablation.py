@@ -2,7 +2,7 @@
 
 Each is the primary perturbation method on another site or objective: the plans of
 :mod:`~perspicio.perturbation.ablation` and :mod:`~perspicio.perturbation.permutation` run
-on a layer's values through :func:`~perspicio.perturbation.sweep.layer_evaluator`, or on the
+on a layer's values through :func:`~perspicio._core.sweep.layer_evaluator`, or on the
 inputs with a neuron objective in place of the target.
 """
 
@@ -20,12 +20,12 @@ from perspicio._core.attribution import (
 )
 from perspicio._core.call import TensorOrTensors, Tensors, build_call, normalize_baselines
 from perspicio._core.forward import NeuronSelector, check_neuron_selector
+from perspicio._core.masks import FeatureGroups, MaskType
 from perspicio._core.sites import neuron_objective
+from perspicio._core.sweep import AUTO, check_per_eval, execute, layer_evaluator
 from perspicio._core.validate import ArgumentError
 from perspicio.perturbation.ablation import Ablation, ablate, spread_rows
-from perspicio.perturbation.masks import FeatureGroups, MaskType
 from perspicio.perturbation.permutation import FeaturePermutation
-from perspicio.perturbation.sweep import AUTO, check_per_eval, execute, layer_evaluator
 
 
 class LayerFeatureAblation(LayerAttribution, PerturbationAttribution):
@@ -143,7 +143,7 @@ class LayerFeaturePermutation(LayerAttribution, FeaturePermutation):
         return execute(plan, evaluate, values, finish, perturbations_per_eval, desc=self.get_name())
 
     def attribute_future(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("LayerFeaturePermutation has no attribute_future")
+        raise NotImplementedError("attribute_future is not implemented for LayerFeaturePermutation")
 
 
 class NeuronFeatureAblation(NeuronAttribution, PerturbationAttribution):

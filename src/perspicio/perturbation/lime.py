@@ -8,7 +8,7 @@ the attributions.
 With the default sampling, transform and similarity functions, nothing runs per sample or
 per example in Python: one set of coalitions, shared by all examples, is drawn up front (see
 :mod:`perspicio.perturbation.coalitions`), the perturbed inputs are stacked into large
-forward passes by the sweep engine (:mod:`perspicio.perturbation.sweep`, chunk size
+forward passes by the sweep engine (:mod:`perspicio._core.sweep`, chunk size
 independent of the results), the LIME kernel weights follow from per-group sums
 (:mod:`perspicio.perturbation.lime_functions`, which also holds Captum's helper functions),
 and all examples' surrogates are fitted at once by the batched torch solvers of
@@ -30,8 +30,16 @@ from torch import Tensor
 
 from perspicio._core.attribution import PerturbationAttribution
 from perspicio._core.call import TensorOrTensors, Tensors, as_tensors, build_call
-from perspicio._core.validate import ArgumentError
-from perspicio.path.gradient_shap import check_samples
+from perspicio._core.masks import FeatureGroups, MaskType
+from perspicio._core.sweep import (
+    AUTO,
+    check_per_eval,
+    execute,
+    future_of,
+    model_evaluator,
+    wants_future,
+)
+from perspicio._core.validate import ArgumentError, check_count
 from perspicio.perturbation.coalitions import (
     Coalitions,
     Explicit,
@@ -50,14 +58,7 @@ from perspicio.perturbation.lime_functions import (
     default_perturb_func,
     get_exp_kernel_similarity_function,
 )
-from perspicio.perturbation.masks import FeatureGroups, MaskType
 from perspicio.perturbation.surrogate import Model, TorchLasso, fit_surrogate
-from perspicio.perturbation.sweep import (
-    AUTO,
-    check_per_eval,
-    execute,
-    model_evaluator,
-)
 
 
 class _LimeSampler:
@@ -154,25 +155,11 @@ class LimeBase(PerturbationAttribution):
             **kwargs: passed to ``perturb_func``, the transforms and ``similarity_func``.
         """
         return self._generic(
-            False, inputs, target, additional_forward_args, n_samples, perturbations_per_eval,
+            wants_future(), inputs, target, additional_forward_args, n_samples, perturbations_per_eval,
             show_progress, kwargs,
         )  # fmt: skip
 
-    def attribute_future(
-        self,
-        inputs: TensorOrTensors,
-        target: Any = None,
-        additional_forward_args: Any = None,
-        n_samples: int = 50,
-        perturbations_per_eval: int = AUTO,
-        show_progress: bool = False,
-        **kwargs: Any,
-    ) -> torch.futures.Future[Tensor]:
-        """:meth:`attribute` for a ``forward_func`` that returns ``torch.futures.Future``."""
-        return self._generic(
-            True, inputs, target, additional_forward_args, n_samples, perturbations_per_eval,
-            show_progress, kwargs,
-        )  # fmt: skip
+    attribute_future = future_of(attribute)
 
     def _generic(
         self,
@@ -185,7 +172,7 @@ class LimeBase(PerturbationAttribution):
         show_progress: bool,
         kwargs: dict[str, Any],
     ) -> Any:
-        check_samples(n_samples)
+        check_count(n_samples, "n_samples")
         check_per_eval(per_eval)
         call = build_call(inputs, target, args)
         samples = self._draw_user([(inputs, kwargs)], n_samples)
@@ -198,7 +185,7 @@ class LimeBase(PerturbationAttribution):
 
         return execute(
             plan, model_evaluator(self.forward_func, call), call.inputs, finish, per_eval,
-            future=future, show_progress=show_progress, desc=self.get_name(),
+            future=future, show_progress=show_progress, desc=self.get_name(), count_base=False,
         )  # fmt: skip
 
     def _samples_of(
@@ -329,27 +316,11 @@ class Lime(LimeBase):
         a single surrogate is fitted for the batch (results have first dimension 1).
         """
         return self._lime(
-            False, inputs, baselines, target, additional_forward_args, feature_mask, n_samples,
+            wants_future(), inputs, baselines, target, additional_forward_args, feature_mask, n_samples,
             perturbations_per_eval, return_input_shape, show_progress,
         )  # fmt: skip
 
-    def attribute_future(  # type: ignore[override]
-        self,
-        inputs: TensorOrTensors,
-        baselines: Any = None,
-        target: Any = None,
-        additional_forward_args: Any = None,
-        feature_mask: MaskType = None,
-        n_samples: int = 25,
-        perturbations_per_eval: int = AUTO,
-        return_input_shape: bool = True,
-        show_progress: bool = False,
-    ) -> torch.futures.Future[TensorOrTensors]:
-        """:meth:`attribute` for a ``forward_func`` that returns ``torch.futures.Future``."""
-        return self._lime(
-            True, inputs, baselines, target, additional_forward_args, feature_mask, n_samples,
-            perturbations_per_eval, return_input_shape, show_progress,
-        )  # fmt: skip
+    attribute_future = future_of(attribute)
 
     def _lime(
         self,
@@ -386,7 +357,7 @@ class Lime(LimeBase):
 
         return execute(
             plan, model_evaluator(self.forward_func, p.call), p.call.inputs, finish, per_eval,
-            future=future, show_progress=show_progress, desc=self.get_name(),
+            future=future, show_progress=show_progress, desc=self.get_name(), count_base=False,
         )  # fmt: skip
 
     def _problem(
@@ -401,7 +372,7 @@ class Lime(LimeBase):
         per_eval: int,
     ) -> Problem:
         """Validate everything (before any model call) and find how many surrogates to fit."""
-        check_samples(n_samples)
+        check_count(n_samples, "n_samples")
         check_per_eval(per_eval)
         call = build_call(inputs, target, args, baselines, use_baselines=True)
         masks, width = construct_feature_mask(feature_mask, call.inputs)

@@ -17,14 +17,14 @@ import torch
 from torch import Tensor
 
 from perspicio._core.call import TensorOrTensors, Tensors, as_tensors
-from perspicio._core.validate import ArgumentError
-from perspicio.perturbation.coalitions import group_sums
-from perspicio.perturbation.masks import (
+from perspicio._core.masks import (
     FeatureGroups,
     MaskType,
     default_feature_mask,
     format_feature_mask,
 )
+from perspicio._core.validate import ArgumentError
+from perspicio.perturbation.coalitions import group_sums
 
 
 def _flat(value: TensorOrTensors) -> Tensor:

@@ -10,10 +10,17 @@ from torch import Tensor
 
 from perspicio._core.attribution import PerturbationAttribution
 from perspicio._core.call import Tensors, build_call
+from perspicio._core.masks import FeatureGroups, MaskType
+from perspicio._core.sweep import (
+    AUTO,
+    check_per_eval,
+    execute,
+    future_of,
+    model_evaluator,
+    wants_future,
+)
 from perspicio._core.validate import ArgumentError
 from perspicio.perturbation.ablation import Ablation, Replacement, spread_rows
-from perspicio.perturbation.masks import FeatureGroups, MaskType
-from perspicio.perturbation.sweep import AUTO, check_per_eval, execute, model_evaluator
 
 
 def random_permutations(k: int, n: int) -> Tensor:
@@ -99,25 +106,11 @@ class FeaturePermutation(PerturbationAttribution):
             **kwargs: ignored, as in Captum (including ``baselines``).
         """
         return self._run(
-            False, inputs, target, additional_forward_args, feature_mask,
+            wants_future(), inputs, target, additional_forward_args, feature_mask,
             perturbations_per_eval, show_progress,
         )  # fmt: skip
 
-    def attribute_future(
-        self,
-        inputs: Any,
-        target: Any = None,
-        additional_forward_args: Any = None,
-        feature_mask: MaskType = None,
-        perturbations_per_eval: int = AUTO,
-        show_progress: bool = False,
-        **kwargs: Any,
-    ) -> Any:
-        """:meth:`attribute` for a ``forward_func`` returning futures; a Future of the result."""
-        return self._run(
-            True, inputs, target, additional_forward_args, feature_mask,
-            perturbations_per_eval, show_progress,
-        )  # fmt: skip
+    attribute_future = future_of(attribute)
 
     def _replacement(self, values: Tensors, groups: FeatureGroups) -> Replacement:
         if self.perm_func is _permute_feature:

@@ -16,10 +16,18 @@ from torch import Tensor
 
 from perspicio._core.attribution import PerturbationAttribution
 from perspicio._core.call import Tensors, build_call
-from perspicio._core.validate import ArgumentError
+from perspicio._core.masks import FeatureGroups, MaskType
+from perspicio._core.sweep import (
+    AUTO,
+    check_per_eval,
+    execute,
+    future_of,
+    model_evaluator,
+    perturbed,
+    wants_future,
+)
+from perspicio._core.validate import ArgumentError, check_count
 from perspicio.perturbation.ablation import spread_rows
-from perspicio.perturbation.masks import FeatureGroups, MaskType
-from perspicio.perturbation.sweep import AUTO, check_per_eval, execute, model_evaluator, perturbed
 
 EXACT_WARN_FEATURES = 16
 EXACT_MAX_FEATURES = 40
@@ -137,13 +145,6 @@ class ExactShapley(Coalitions):
         return self.finish(base, full, 1.0)
 
 
-def check_samples(n_samples: Any) -> None:
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int):
-        raise TypeError(f"n_samples must be an int, got {n_samples!r}")
-    if n_samples < 1:
-        raise ArgumentError(f"n_samples must be at least 1, got {n_samples}")
-
-
 class ShapleyValueSampling(PerturbationAttribution):
     """Shapley value sampling (Castro et al., 2009, doi:10.1016/j.cor.2008.04.004; Štrumbelj &
     Kononenko, 2010).
@@ -191,31 +192,15 @@ class ShapleyValueSampling(PerturbationAttribution):
                 one per pass when the output aggregates the batch).
             show_progress: show a progress bar (tqdm when installed).
         """
-        check_samples(n_samples)
+        check_count(n_samples, "n_samples")
         return self._run(
-            False, inputs, baselines, target, additional_forward_args, feature_mask,
+            wants_future(), inputs, baselines, target, additional_forward_args, feature_mask,
             perturbations_per_eval, show_progress, n_samples,
         )  # fmt: skip
 
-    def attribute_future(
-        self,
-        inputs: Any,
-        baselines: Any = None,
-        target: Any = None,
-        additional_forward_args: Any = None,
-        feature_mask: MaskType = None,
-        n_samples: int = 25,
-        perturbations_per_eval: int = AUTO,
-        show_progress: bool = False,
-    ) -> Any:
-        """:meth:`attribute` for a ``forward_func`` returning futures; a Future of the result."""
-        check_samples(n_samples)
-        return self._run(
-            True, inputs, baselines, target, additional_forward_args, feature_mask,
-            perturbations_per_eval, show_progress, n_samples,
-        )  # fmt: skip
+    attribute_future = future_of(attribute)
 
-    def _feature_plan(
+    def feature_plan(
         self, values: Tensors, baselines: Tensors, groups: FeatureGroups, n_samples: int = 25
     ) -> Any:
         return SampledShapley(values, baselines, groups, n_samples)
@@ -236,7 +221,7 @@ class ShapleyValueSampling(PerturbationAttribution):
         groups = FeatureGroups.build(feature_mask, call.inputs)
         check_per_eval(per_eval)
         assert call.baselines is not None
-        plan = self._feature_plan(call.inputs, call.baselines, groups, n_samples)
+        plan = self.feature_plan(call.inputs, call.baselines, groups, n_samples)
 
         def finish(base: Tensor) -> Any:
             out_shape = tuple(base.shape) or (1,)
@@ -286,32 +271,11 @@ class ShapleyValues(ShapleyValueSampling):
     ) -> Any:
         """Exact Shapley values; arguments as for :meth:`ShapleyValueSampling.attribute`."""
         return self._run(
-            False, inputs, baselines, target, additional_forward_args, feature_mask,
+            wants_future(), inputs, baselines, target, additional_forward_args, feature_mask,
             perturbations_per_eval, show_progress,
         )  # fmt: skip
 
-    def attribute_future(  # type: ignore[override]
-        self,
-        inputs: Any,
-        baselines: Any = None,
-        target: Any = None,
-        additional_forward_args: Any = None,
-        feature_mask: MaskType = None,
-        n_samples: int = 25,
-        perturbations_per_eval: int = AUTO,
-        show_progress: bool = False,
-    ) -> Any:
-        """:meth:`attribute` for a ``forward_func`` returning futures; a Future of the result.
-
-        ``n_samples`` is ignored (every coalition is evaluated); it is here because Captum's
-        signature has it in this position.
-        """
-        return self._run(
-            True, inputs, baselines, target, additional_forward_args, feature_mask,
-            perturbations_per_eval, show_progress,
-        )  # fmt: skip
-
-    def _feature_plan(
+    def feature_plan(
         self, values: Tensors, baselines: Tensors, groups: FeatureGroups, n_samples: int = 25
     ) -> Any:
         n = groups.n_features

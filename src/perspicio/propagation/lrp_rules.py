@@ -126,7 +126,11 @@ class PropagationRule(_rules.PropagationRule):
             return tuple(x * g for x, g in zip(call.xs, call.plain_grads(s)))
         leaves = [tuple(v.detach().requires_grad_(True) for v in t.inputs) for t in terms]
         z = sum(t.sign * call.forward_with(lv, t.params) for t, lv in zip(terms, leaves))
-        assert isinstance(z, Tensor)
+        if not isinstance(z, Tensor):
+            raise ArgumentError(
+                f"{type(self).__name__}.terms returned no terms for "
+                f"{type(call.module).__name__}: a rule needs at least one term"
+            )
         s = grad_out / stabilize(z.detach(), self.STABILITY_FACTOR)
         flat = [v for lv in leaves for v in lv]
         grads = torch.autograd.grad(z, flat, s, allow_unused=True)

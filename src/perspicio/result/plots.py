@@ -13,7 +13,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from perspicio._core.validate import ArgumentError
-from perspicio.viz import VisualizationDataRecord, visualize_image_attr, visualize_text
+from perspicio.attr.visualization import (
+    VisualizationDataRecord,
+    visualize_image_attr,
+    visualize_text,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -16,9 +16,8 @@ import torch
 from torch import Tensor
 
 from perspicio._core.call import Call, as_tensors, format_args
-from perspicio._core.chunks import check_chunk_size
 from perspicio._core.target import Target
-from perspicio._core.validate import ArgumentError
+from perspicio._core.validate import ArgumentError, check_chunk_size
 
 
 def check_perturbations_per_eval(value: Any) -> None:

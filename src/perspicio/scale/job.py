@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from perspicio._core.call import as_tensors
+from perspicio._core.progress import progress
 from perspicio._core.validate import ArgumentError
 from perspicio.scale import store
 from perspicio.scale.backends import Job, Task, check_backend, run_local, run_ray
@@ -103,7 +104,7 @@ def attribute_dataset(
         num_threads = 1
     plan = _Plan(folder, manifest, unpack or default_unpack, target, method, seed)
     run = run_ray if backend == "ray" else run_local
-    with _bar(show_progress) as bar:
+    with progress("Dataset attribution", None, show_progress, unit="shard") as bar:
         for shard, values in run(
             Job(method, attribute_kwargs, num_threads), plan.tasks(data), n_workers
         ):
@@ -226,27 +227,3 @@ def _describe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_describe(v) for v in value]
     return getattr(value, "__name__", type(value).__name__)
-
-
-class _bar:
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.bar: Any = None
-
-    def __enter__(self) -> Any:
-        if self.enabled:
-            try:
-                from tqdm.auto import tqdm
-
-                self.bar = tqdm(desc="Dataset attribution", unit="shard")
-            except ImportError:
-                self.enabled = False
-        return self
-
-    def update(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.close()

@@ -12,8 +12,7 @@ from torch import Tensor
 from perspicio._core.validate import ArgumentError
 from perspicio.result import Explanation
 from perspicio.scale import store
-from perspicio.summary import Summarizer
-from perspicio.summary.stats import Stat
+from perspicio.summary import Stat, Summarizer
 
 
 class DatasetAttribution:

@@ -139,6 +139,16 @@ class Count(Stat):
         self.n = (self.n or 0) + int(xs.shape[0])
 
 
+def _dependency(stat: Stat, dep: _S | None, what: str) -> _S:
+    """``stat``'s dependency, or a clear error when ``stat`` is used outside a Summarizer."""
+    if dep is None:
+        raise RuntimeError(
+            f"{type(stat).__name__} depends on {what}, which a Summarizer creates and updates: "
+            f"use it through one, e.g. Summarizer([{type(stat).__name__}()])"
+        )
+    return dep
+
+
 def _floating(x: Tensor) -> Tensor:
     return x if x.is_floating_point() else x.double()
 
@@ -171,8 +181,10 @@ class Mean(Stat):
         return self.rolling_mean
 
     def _total(self) -> int:
-        assert self.n is not None and self.n.n is not None, "Count must update before Mean"
-        return self.n.n
+        count = _dependency(self, self.n, "Count")
+        if count.n is None:
+            raise RuntimeError("Mean needs its Count updated first: update it through a Summarizer")
+        return count.n
 
     def update(self, x: Tensor) -> None:
         if self.rolling_mean is None:
@@ -217,18 +229,20 @@ class MSE(Stat):
     def _add(self, term: Tensor) -> None:
         self.mse = term if self.mse is None else self.mse + term
 
+    def _mean(self) -> Tensor:
+        mean = _dependency(self, self.mean, "Mean").get()
+        if mean is None:
+            raise RuntimeError("MSE needs its Mean updated first: update it through a Summarizer")
+        return mean
+
     def update(self, x: Tensor) -> None:
-        assert self.mean is not None
-        mean = self.mean.get()
-        assert mean is not None, "Mean must update before MSE"
+        mean = self._mean()
         if self.prev_mean is not None:
             self._add((x - self.prev_mean) * (x - mean))
         self.prev_mean = mean.clone()
 
     def _update_batch(self, xs: Tensor) -> None:
-        assert self.mean is not None and self.mean.n is not None
-        mean = self.mean.get()
-        assert mean is not None, "Mean must update before MSE"
+        mean = self._mean()
         xs = xs.to(mean.dtype)
         batch_mean = xs.mean(dim=0)
         batch_m2 = ((xs - batch_mean) ** 2).sum(dim=0)
@@ -237,7 +251,7 @@ class MSE(Stat):
                 self._add(batch_m2)
         else:
             n_batch = xs.shape[0]
-            n_before = self.mean._total() - n_batch
+            n_before = _dependency(self, self.mean, "Mean")._total() - n_batch
             delta = batch_mean - self.prev_mean
             self._add(batch_m2 + delta**2 * (n_before * n_batch / (n_before + n_batch)))
         self.prev_mean = mean.clone()
@@ -273,9 +287,8 @@ class Var(Stat):
         pass
 
     def get(self) -> Tensor | None:
-        assert self.mse_stat is not None and self.n_stat is not None
-        mse = self.mse_stat.get()
-        n = self.n_stat.get()
+        mse = _dependency(self, self.mse_stat, "MSE").get()
+        n = _dependency(self, self.n_stat, "Count").get()
         if mse is None:
             return None
         if n is None or n <= self.order:
@@ -316,8 +329,7 @@ class StdDev(Stat):
         pass
 
     def get(self) -> Tensor | None:
-        assert self.var_stat is not None
-        var = self.var_stat.get()
+        var = _dependency(self, self.var_stat, "Var").get()
         return None if var is None else var.sqrt()
 
 

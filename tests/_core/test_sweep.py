@@ -1,14 +1,15 @@
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pytest
 import torch
 from torch import Tensor, nn
 
+from perspicio._core import sweep as sw
 from perspicio._core.call import build_call
-from perspicio.perturbation import sweep as sw
-from perspicio.perturbation.sweep import (
+from perspicio._core.sweep import (
     AUTO,
     check_per_eval,
     layer_evaluator,
@@ -208,7 +209,7 @@ def test_progress_bar_describes_the_work(capsys: pytest.CaptureFixture[str]) -> 
     sweep(model_evaluator(model, call), call.inputs, AddPlan(call.inputs, 4), 2,
           show_progress=True, desc="Test Method")  # fmt: skip
     err = capsys.readouterr().err
-    assert "Test Method: 4 perturbations x 2 examples, 2 per pass" in err
+    assert err.startswith("\rTest Method attribution: ") and "5/5" in err  # 4 + unperturbed
 
 
 def test_the_activation_meter_leaves_no_global_hook_even_after_an_error() -> None:
@@ -244,3 +245,51 @@ def test_an_output_that_changes_size_is_reported() -> None:
     call = build_call(x)
     with pytest.raises(ValueError, match=r"shape \(1,\) for a perturbed batch but \(2,\)"):
         sweep(model_evaluator(shrinking, call), call.inputs, AddPlan(call.inputs, 3), 1)
+
+
+def test_future_of_derives_attribute_future_from_attribute() -> None:
+    class Method:
+        def attribute(self, inputs: int, scale: int = 2, *, flag: bool = False) -> Any:
+            """Doc."""
+            if inputs < 0:
+                raise RuntimeError("bad")
+            return (inputs * scale, sw.wants_future())
+
+        attribute_future = sw.future_of(attribute)
+
+    m = Method()
+    assert m.attribute(3) == (6, False)
+    assert m.attribute_future(3, scale=3) == (9, True)
+    assert sw.wants_future() is False
+    with pytest.raises(RuntimeError):
+        m.attribute_future(-1)
+    assert sw.wants_future() is False  # reset after an exception too
+    sig = inspect.signature(Method.attribute_future)
+    assert sig == inspect.signature(Method.attribute)
+    assert Method.attribute_future.__name__ == "attribute_future"
+
+
+def _public_classes() -> list[type]:
+    import perspicio.attr as public
+
+    return [
+        c
+        for c in vars(public).values()
+        if isinstance(c, type) and issubclass(c, public.Attribution)
+    ]
+
+
+@pytest.mark.parametrize("cls", _public_classes(), ids=lambda c: c.__name__)
+def test_every_attribute_future_runs_its_own_classs_attribute(cls: type) -> None:
+    """A derived attribute_future is bound to one attribute: a subclass that overrides
+    attribute must derive its own (ShapleyValues keeps Captum's, its parent's signature)."""
+    future = getattr(cls, "attribute_future", None)
+    wrapped = getattr(future, "__wrapped__", None)
+    if wrapped is None:
+        with pytest.raises(NotImplementedError, match="attribute_future is not implemented for"):
+            cls.__new__(cls).attribute_future(torch.zeros(1, 2), target=0)
+        return
+    if cls.__name__ == "ShapleyValues":
+        assert wrapped is cls.__mro__[1].attribute  # ShapleyValueSampling's
+    else:
+        assert wrapped is cls.attribute

@@ -30,26 +30,30 @@ chunk is re-evaluated one perturbation at a time.
 
 ``attribute_future`` runs the same plans with :func:`sweep_future`: ``evaluate`` returns
 ``torch.futures.Future`` objects, every chunk is launched before any is awaited, and the
-folds run in order once all have arrived.
+folds run in order once all have arrived. A method's ``attribute_future`` is derived from its
+``attribute`` by :func:`future_of` (same signature, same code): inside it,
+:func:`wants_future` is true.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 
 from perspicio._core.call import Call, Tensors, batch_size_of
-from perspicio._core.chunks import check_chunk_size, chunks
+from perspicio._core.chunks import chunks
 from perspicio._core.forward import forward_call, run_forward
 from perspicio._core.hooks import handles, replace
+from perspicio._core.progress import Progress, progress
 from perspicio._core.sites import LayerSite
 from perspicio._core.target import Target
-from perspicio._core.validate import ArgumentError
-from perspicio.perturbation.progress import progress
+from perspicio._core.validate import ArgumentError, check_chunk_size
 
 Evaluate = Callable[[Tensors, int], Any]
 """``(stacked site values with k * N rows, k) -> objective output`` (a tensor or a Future)."""
@@ -93,6 +97,38 @@ class Plan(Protocol):
     def fold(self, start: int, stop: int, evals: Tensor, base: Tensor) -> None:
         """Fold ``evals`` ``(stop - start, n_out)``; ``base`` ``(n_out,)`` is the unperturbed output."""
         ...
+
+
+_FUTURE: ContextVar[bool] = ContextVar("perspicio_attribute_future", default=False)
+
+
+def wants_future() -> bool:
+    """Whether the running ``attribute`` was called as ``attribute_future``."""
+    return _FUTURE.get()
+
+
+def future_of(attribute: Callable[..., Any]) -> Any:
+    """``attribute_future`` derived from ``attribute``: the same signature and code, called
+    with :func:`wants_future` true, so that its sweep returns a ``torch.futures.Future``.
+
+    ``forward_func`` must then return futures; the result is a Future of ``attribute``'s.
+    """
+
+    @functools.wraps(attribute)
+    def attribute_future(*args: Any, **kwargs: Any) -> Any:
+        token = _FUTURE.set(True)
+        try:
+            return attribute(*args, **kwargs)
+        finally:
+            _FUTURE.reset(token)
+
+    attribute_future.__name__ = "attribute_future"
+    attribute_future.__qualname__ = attribute.__qualname__.replace("attribute", "attribute_future")
+    attribute_future.__doc__ = (
+        ":meth:`attribute` for a ``forward_func`` returning ``torch.futures.Future``: same "
+        "arguments; returns a Future of the attributions."
+    )
+    return attribute_future
 
 
 def is_auto(per_eval: Any) -> bool:
@@ -322,8 +358,9 @@ def sweep(
     per_eval: int | None = AUTO,
     *,
     show_progress: bool = False,
-    desc: str = "Perturbation attribution",
+    desc: str = "Perturbation",
     cost: Callable[[Tensor], int] | None = None,
+    count_base: bool = True,
 ) -> Tensor:
     """Run ``plan`` against ``evaluate``; returns the unperturbed output (its own shape).
 
@@ -332,7 +369,9 @@ def sweep(
         values: the unperturbed site values, ``(N, ...)`` each.
         plan: the perturbations and the fold (see :class:`Plan`).
         per_eval: ``perturbations_per_eval``: a positive int, or ``AUTO``/``None``.
-        show_progress: show a progress bar described by ``desc``.
+        show_progress: show Captum's progress bar, ``"<desc> attribution"``, counting the
+            perturbations (and, with ``count_base``, the unperturbed evaluation), which is
+            Captum's count of forward passes at its default of one perturbation per pass.
         cost: with automatic chunks, the bytes one perturbation needs given the unperturbed
             output (default: measured from the site values and the model's activations).
     """
@@ -342,9 +381,7 @@ def sweep(
         with schedule.meter() as activations:
             base = _as_output(evaluate(values, 1))
         step = schedule.step(values, base, n, plan.total, activations[0])
-        label = f"{desc}: {plan.total} perturbations x {n} examples, {step} per pass"
-        with progress(label, plan.total + 1, show_progress) as bar:
-            bar.update(1)
+        with _bar(desc, plan.total, count_base, show_progress) as bar:
             done = _run(evaluate, plan, base, 0, step, not schedule.auto, bar)
             if done < plan.total:  # the model aggregates the batch after all
                 _run(evaluate, plan, base, done, 1, True, bar)
@@ -358,8 +395,9 @@ def sweep_future(
     per_eval: int | None = AUTO,
     *,
     show_progress: bool = False,
-    desc: str = "Perturbation attribution",
+    desc: str = "Perturbation",
     cost: Callable[[Tensor], int] | None = None,
+    count_base: bool = True,
 ) -> torch._C.Future[Tensor]:
     """:func:`sweep` for an ``evaluate`` returning futures; a Future of the unperturbed output.
 
@@ -371,10 +409,8 @@ def sweep_future(
     with torch.no_grad():
         base = _as_output(_future(evaluate(values, 1)).wait())
         step = schedule.step(values, base, n, plan.total, 0)
-        label = f"{desc}: {plan.total} perturbations x {n} examples, {step} per pass"
         launched = []
-        with progress(label, plan.total + 1, show_progress) as bar:
-            bar.update(1)
+        with _bar(desc, plan.total, count_base, show_progress) as bar:
             for start, stop in chunks(plan.total, step):
                 launched.append(
                     (start, stop, _future(evaluate(plan.perturb(start, stop), stop - start)))
@@ -395,6 +431,15 @@ def sweep_future(
     return torch.futures.collect_all(futures).then(finish)
 
 
+@contextmanager
+def _bar(desc: str, total: int, count_base: bool, enabled: bool) -> Iterator[Progress]:
+    """Captum's bar for a sweep; the unperturbed evaluation, already done, counts first."""
+    with progress(f"{desc} attribution", total + count_base, enabled) as bar:
+        if count_base:
+            bar.update(1)
+        yield bar
+
+
 def _future(value: Any) -> torch._C.Future[Any]:
     if not isinstance(value, torch._C.Future):
         raise TypeError(
@@ -413,12 +458,15 @@ def execute(
     *,
     future: bool = False,
     show_progress: bool = False,
-    desc: str = "Perturbation attribution",
+    desc: str = "Perturbation",
     cost: Callable[[Tensor], int] | None = None,
+    count_base: bool = True,
 ) -> Any:
     """:func:`sweep` (or :func:`sweep_future`) then ``finish(base)``: what ``attribute`` and
     ``attribute_future`` share. With ``future=True`` the result is a Future of ``finish``'s."""
-    kw: dict[str, Any] = {"show_progress": show_progress, "desc": desc, "cost": cost}
+    kw: dict[str, Any] = {
+        "show_progress": show_progress, "desc": desc, "cost": cost, "count_base": count_base
+    }  # fmt: skip
     if future:
         return sweep_future(evaluate, values, plan, per_eval, **kw).then(
             lambda fut: finish(fut.value())

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 import torch
 
-from perspicio.perturbation.masks import (
+from perspicio._core.masks import (
     FeatureGroups,
     count_features,
     default_feature_mask,

@@ -1,0 +1,57 @@
+"""Captum module paths that perspicio serves too, so that ported code imports unchanged.
+
+Each path is a thin module re-exporting public objects (never a copy). This table is the one
+list of them: alias module -> {module the objects come from: their names}.
+``tests/test_captum_paths.py`` imports every alias and checks that each name is the very
+object of its source, and that the alias's ``__all__`` is exactly these names.
+"""
+
+from __future__ import annotations
+
+CAPTUM_PATHS: dict[str, dict[str, tuple[str, ...]]] = {
+    "perspicio.attr._core.lime": {
+        "perspicio.attr": ("KernelShap", "Lime", "LimeBase"),
+        "perspicio.perturbation.lime_functions": (
+            "construct_feature_mask",
+            "default_from_interp_rep_transform",
+            "default_perturb_func",
+            "get_exp_kernel_similarity_function",
+        ),
+    },
+    "perspicio.attr._utils.lrp_rules": {
+        "perspicio.lrp": (
+            "Alpha1_Beta0_Rule",
+            "EpsilonRule",
+            "FlatRule",
+            "GammaRule",
+            "IdentityRule",
+            "PropagationRule",
+            "WSquareRule",
+            "ZBoxRule",
+            "ZPlusRule",
+        ),
+    },
+    "perspicio._utils.models.linear_model": {
+        "perspicio.models": (
+            "LinearModel",
+            "SGDLasso",
+            "SGDLinearModel",
+            "SGDLinearRegression",
+            "SGDRidge",
+            "SkLearnLasso",
+            "SkLearnLinearModel",
+            "SkLearnLinearRegression",
+            "SkLearnRidge",
+        ),
+    },
+    "perspicio.insights.attr_vis": {"perspicio.insights": ("AttributionVisualizer", "Batch")},
+    "perspicio.insights.attr_vis.features": {
+        "perspicio.insights.features": (
+            "BaseFeature",
+            "EmptyFeature",
+            "GeneralFeature",
+            "ImageFeature",
+            "TextFeature",
+        ),
+    },
+}
