@@ -1,0 +1,93 @@
+"""Captum compatibility cases where our behaviour once differed (issue 13); Captum is the oracle."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from perspicio import attr as ours
+
+captum_attr = pytest.importorskip("captum.attr")
+
+
+def close(a: Any, b: Any, atol: float = 1e-5) -> None:
+    if isinstance(a, list | tuple):
+        assert type(a) is type(b) and len(a) == len(b)
+        for x, y in zip(a, b):
+            close(x, y, atol)
+        return
+    torch.testing.assert_close(a, b, atol=atol, rtol=1e-4)
+
+
+def captum(name: str, *ctor: Any, **kwargs: Any) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return getattr(captum_attr, name)(*ctor).attribute(**kwargs)
+
+
+class Attention(nn.Module):
+    """Returns ``(h, p)`` with the hidden state ``h`` computed from the probabilities ``p``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p = torch.softmax(self.q(x), -1)
+        return p * x, p
+
+
+class AttentionNet(nn.Module):
+    def __init__(self, use_p: bool) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.att = Attention()
+        self.out = nn.Linear(4, 3)
+        self.use_p = use_p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, p = self.att(x)
+        y = self.out(h)
+        return y + p.sum(-1, keepdim=True) ** 2 if self.use_p else y
+
+
+X = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+TUPLE_LAYER = [
+    ("LayerGradientXActivation", {}),
+    ("LayerConductance", {"n_steps": 8}),
+    ("LayerDeepLift", {}),
+    ("LayerIntegratedGradients", {"n_steps": 8}),
+]
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+@pytest.mark.parametrize("use_p", [False, True])
+@pytest.mark.parametrize(("name", "kw"), TUPLE_LAYER)
+def test_tuple_layer_element_used_inside_the_layer(
+    name: str, kw: dict[str, Any], use_p: bool, frozen: bool
+) -> None:
+    model = AttentionNet(use_p)
+    if name == "LayerIntegratedGradients" and not use_p:
+        # both interpolate the layer's outputs: an unused element gets no gradient (Captum
+        # raises on the unused tensor, we give zeros)
+        got = ours.LayerIntegratedGradients(model, model.att).attribute(X, target=1, **kw)
+        assert torch.equal(got[1], torch.zeros_like(got[1]))
+        return
+    theirs = captum(name, model, model.att, inputs=X, target=1, **kw)
+    model.requires_grad_(not frozen)  # Captum needs trainable weights here; we do not
+    got = getattr(ours, name)(model, model.att).attribute(X, target=1, **kw)
+    assert got[1].abs().sum() > 0
+    close(got, theirs)
+    assert all(p.requires_grad is not frozen and p.grad is None for p in model.parameters())
+
+
+def test_tuple_layer_gradient_shap_gives_the_inner_element_its_gradient() -> None:
+    # Captum draws its samples in another order, so only the effect is checked here
+    model = AttentionNet(use_p=False)
+    dist = torch.randn(5, 4, generator=torch.Generator().manual_seed(1))
+    got = ours.LayerGradientShap(model, model.att).attribute(X, dist, target=1)
+    assert got[1].abs().sum() > 0
