@@ -91,3 +91,43 @@ def test_tuple_layer_gradient_shap_gives_the_inner_element_its_gradient() -> Non
     dist = torch.randn(5, 4, generator=torch.Generator().manual_seed(1))
     got = ours.LayerGradientShap(model, model.att).attribute(X, dist, target=1)
     assert got[1].abs().sum() > 0
+
+
+# --- LimeBase with a transform giving inputs of other lengths (text) -------------------------
+
+_TEXT_IDS = torch.tensor([[3, 5, 7, 9, 11]])
+_TEXT_Z = torch.bernoulli(torch.full((30, 5), 0.5), generator=torch.Generator().manual_seed(0))
+_TEXT_Z[:, 0] = 1  # never an empty text
+
+
+def _text_model() -> Any:
+    torch.manual_seed(0)
+    emb, lin = nn.EmbeddingBag(20, 3), nn.Linear(3, 2)
+    return lambda ids: lin(emb(ids))[:, 0]
+
+
+def _drop_words(z: torch.Tensor, ids: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+    return ids[:, z[0].bool()]  # the words switched off are removed: a shorter text
+
+
+def _coalitions(ids: torch.Tensor, **kwargs: Any) -> Any:
+    for z in _TEXT_Z:
+        yield z.long().unsqueeze(0)
+
+
+@pytest.mark.parametrize("per_eval", [None, 1, 4])
+def test_lime_base_with_texts_of_other_lengths(per_eval: int | None) -> None:
+    from captum._utils.models.linear_model import SkLearnLinearRegression
+
+    from perspicio import models as our_models
+
+    f = _text_model()
+    args = (lambda *a, **k: 1.0, _coalitions, True, _drop_words, None)
+    theirs = captum_attr.LimeBase(f, SkLearnLinearRegression(), *args).attribute(
+        _TEXT_IDS, n_samples=30
+    )  # Captum itself fails here with perturbations_per_eval > 1
+    kw = {} if per_eval is None else {"perturbations_per_eval": per_eval}
+    got = ours.LimeBase(f, our_models.SkLearnLinearRegression(), *args).attribute(
+        _TEXT_IDS, n_samples=30, **kw
+    )
+    close(got, theirs)

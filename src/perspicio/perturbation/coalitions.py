@@ -100,6 +100,10 @@ class Explicit:
     def __init__(self, interp: Tensor, stacked: list[Tensors], weights: Tensor) -> None:
         self.interp, self.stacked, self.weights = interp, stacked, weights
         self.count = interp.shape[1]
+        # user transforms may give inputs of other shapes (texts of other lengths): those
+        # cannot share a forward pass, and go one per pass
+        shapes = {tuple((t.shape[1:], t.dtype) for t in ts) for ts in stacked}
+        self.stackable = len(shapes) <= 1
 
     def inputs(self, start: int, stop: int) -> Tensors:
         parts = self.stacked[start:stop]
@@ -119,6 +123,7 @@ class SamplePlan:
     def __init__(self, samples: Samples, rows: int, whole: bool = False) -> None:
         self.samples, self.rows, self.whole = samples, rows, whole
         self.total = samples.count
+        self.stackable = getattr(samples, "stackable", True)
         self.y: Tensor | None = None
 
     def perturb(self, start: int, stop: int) -> Tensors:

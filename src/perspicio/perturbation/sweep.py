@@ -95,6 +95,12 @@ class Plan(Protocol):
         ...
 
 
+def stackable(plan: Plan) -> bool:
+    """Whether perturbations can share a forward pass; a plan says no with ``stackable=False``
+    (perturbed inputs from user functions whose shapes differ), and then runs one per pass."""
+    return bool(getattr(plan, "stackable", True))
+
+
 def is_auto(per_eval: Any) -> bool:
     return per_eval is AUTO or per_eval is None
 
@@ -342,6 +348,7 @@ def sweep(
         with schedule.meter() as activations:
             base = _as_output(evaluate(values, 1))
         step = schedule.step(values, base, n, plan.total, activations[0])
+        step = step if stackable(plan) else 1
         label = f"{desc}: {plan.total} perturbations x {n} examples, {step} per pass"
         with progress(label, plan.total + 1, show_progress) as bar:
             bar.update(1)
@@ -371,6 +378,7 @@ def sweep_future(
     with torch.no_grad():
         base = _as_output(_future(evaluate(values, 1)).wait())
         step = schedule.step(values, base, n, plan.total, 0)
+        step = step if stackable(plan) else 1
         label = f"{desc}: {plan.total} perturbations x {n} examples, {step} per pass"
         launched = []
         with progress(label, plan.total + 1, show_progress) as bar:
