@@ -131,3 +131,39 @@ def test_lime_base_with_texts_of_other_lengths(per_eval: int | None) -> None:
         _TEXT_IDS, n_samples=30, **kw
     )
     close(got, theirs)
+
+
+# --- forward functions returning one scalar for the whole batch ---------------------------
+
+SCALAR_OUTPUTS = {
+    "float": lambda x: float(x.sum()),
+    "int": lambda x: int(x.sum()),
+    "0-d": lambda x: x.sum(),
+    "0-d int": lambda x: x.sum().long(),
+    "rows int": lambda x: x.sum(1).long(),
+}
+SCALAR_METHODS = [
+    ("FeatureAblation", {}),
+    ("FeaturePermutation", {}),
+    ("Occlusion", {"sliding_window_shapes": (2,)}),
+    ("ShapleyValues", {}),
+    ("ShapleyValueSampling", {"n_samples": 2}),
+    ("KernelShap", {"n_samples": 20}),
+]
+
+
+@pytest.mark.parametrize("out", list(SCALAR_OUTPUTS))
+@pytest.mark.parametrize(("name", "kw"), SCALAR_METHODS)
+def test_scalar_output_dtype_and_values(name: str, kw: dict[str, Any], out: str) -> None:
+    f = SCALAR_OUTPUTS[out]
+    x = torch.arange(12.0).reshape(3, 4)
+    theirs = captum(name, f, inputs=x, **kw)
+    got = getattr(ours, name)(f).attribute(x, **kw)
+    if out == "float" and name not in ("FeatureAblation", "FeaturePermutation"):
+        # a Python float is a float64 value: we keep that precision (README, differences)
+        assert got.dtype == torch.float64 and theirs.dtype == torch.float32
+    else:
+        assert got.dtype == theirs.dtype  # int64 from ablation of an integer output
+    assert got.shape == theirs.shape
+    if name in ("FeatureAblation", "Occlusion", "ShapleyValues", "KernelShap"):
+        close(got.double(), theirs.double(), atol=1e-3)  # a sum: every method is exact

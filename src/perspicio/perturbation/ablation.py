@@ -40,13 +40,15 @@ class Ablation:
     """Plan: perturbation ``j`` replaces feature ``j``; folds ``f(x) - f(perturbed)``.
 
     ``result(base)`` is the ``(n_out, F)`` table of per-feature attributions, one row per
-    value of the (flattened) model output.
+    value of the (flattened) model output, in the output's dtype (integer outputs give
+    integer attributions, as in Captum).
     """
 
     def __init__(self, values: Tensors, groups: FeatureGroups, replacement: Replacement) -> None:
         self.values, self.groups, self.replacement = values, groups, replacement
         self.total = groups.n_features
         self.table: Tensor | None = None
+        self.output_dtype: torch.dtype | None = None  # set by the sweep
 
     def perturb(self, start: int, stop: int) -> Tensors:
         device = self.values[0].device
@@ -61,9 +63,11 @@ class Ablation:
         self.table[:, start:stop] = (base.unsqueeze(0) - evals).T
 
     def result(self, base: Tensor) -> Tensor:
-        if self.table is None:  # no features at all
-            return base.new_zeros(max(base.numel(), 1), 0)
-        return self.table
+        table = base.new_zeros(max(base.numel(), 1), 0) if self.table is None else self.table
+        dtype = self.output_dtype
+        if dtype is None or dtype.is_floating_point or dtype.is_complex or dtype == torch.bool:
+            return table
+        return table.round().to(dtype)
 
 
 def fixed(replacements: Sequence[Any]) -> Replacement:

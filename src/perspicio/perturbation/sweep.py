@@ -95,6 +95,13 @@ class Plan(Protocol):
         ...
 
 
+def tell_output_dtype(plan: Plan, raw: Any) -> None:
+    """Give a plan with an ``output_dtype`` attribute the dtype the model returned (before
+    integers become floats for the folds): ablation results keep it, as in Captum."""
+    if hasattr(plan, "output_dtype") and isinstance(raw, Tensor):
+        plan.output_dtype = raw.dtype
+
+
 def stackable(plan: Plan) -> bool:
     """Whether perturbations can share a forward pass; a plan says no with ``stackable=False``
     (perturbed inputs from user functions whose shapes differ), and then runs one per pass."""
@@ -122,12 +129,13 @@ def memory_budget(device: torch.device) -> int:
 def objective(output: Any, target: Target) -> Any:
     """The explained output: the target's scores, or the whole output when there is no target.
 
-    Futures are passed through with the selection chained; Python numbers become tensors.
+    Futures are passed through with the selection chained; Python numbers become tensors of
+    their own precision (a ``float`` float64, an ``int`` int64).
     """
     if isinstance(output, torch._C.Future):
         return output.then(lambda fut: objective(fut.value(), target))
     if isinstance(output, int | float) and not isinstance(output, bool):
-        output = torch.tensor(output)
+        output = torch.tensor(output, dtype=torch.float64 if isinstance(output, float) else None)
     if target.is_none or not isinstance(output, Tensor):
         return output
     return target.select(output)
@@ -346,7 +354,9 @@ def sweep(
     n = batch_size_of(values)
     with torch.no_grad():
         with schedule.meter() as activations:
-            base = _as_output(evaluate(values, 1))
+            raw = evaluate(values, 1)
+            base = _as_output(raw)
+        tell_output_dtype(plan, raw)
         step = schedule.step(values, base, n, plan.total, activations[0])
         step = step if stackable(plan) else 1
         label = f"{desc}: {plan.total} perturbations x {n} examples, {step} per pass"
@@ -376,7 +386,9 @@ def sweep_future(
     schedule = _Schedule(per_eval, cost)
     n = batch_size_of(values)
     with torch.no_grad():
-        base = _as_output(_future(evaluate(values, 1)).wait())
+        raw = _future(evaluate(values, 1)).wait()
+        base = _as_output(raw)
+        tell_output_dtype(plan, raw)
         step = schedule.step(values, base, n, plan.total, 0)
         step = step if stackable(plan) else 1
         label = f"{desc}: {plan.total} perturbations x {n} examples, {step} per pass"
