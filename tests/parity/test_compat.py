@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from perspicio import attr as ours
+from perspicio._core.validate import ArgumentError
 
 captum_attr = pytest.importorskip("captum.attr")
 
@@ -167,3 +168,76 @@ def test_scalar_output_dtype_and_values(name: str, kw: dict[str, Any], out: str)
     assert got.shape == theirs.shape
     if name in ("FeatureAblation", "Occlusion", "ShapleyValues", "KernelShap"):
         close(got.double(), theirs.double(), atol=1e-3)  # a sum: every method is exact
+
+
+# --- boolean and integer inputs, sparse inputs ---------------------------------------------
+
+BOOLS = torch.tensor([[True, False, True, True], [False, True, True, False]])
+INTS = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8]])
+DENSE = torch.arange(8.0).reshape(2, 4)
+BASE_T = torch.full((1, 4), 0.5)
+INPUT_METHODS = [
+    ("FeatureAblation", {}),
+    ("Occlusion", {"sliding_window_shapes": (1,)}),
+    ("ShapleyValueSampling", {"n_samples": 2}),
+    ("ShapleyValues", {}),
+]
+
+
+def _count(x: torch.Tensor) -> torch.Tensor:
+    return (x.float() * torch.arange(1.0, 5.0)).sum(1)
+
+
+def _with_indices(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    return x.sum(1) + idx.float().sum()  # idx: a list of indices, not one row per example
+
+
+@pytest.mark.parametrize("baselines", [False, torch.zeros(1, 4, dtype=torch.bool), None])
+@pytest.mark.parametrize(("name", "kw"), INPUT_METHODS)
+def test_boolean_inputs_and_baselines(name: str, kw: dict[str, Any], baselines: Any) -> None:
+    kw = dict(kw, baselines=baselines)
+    theirs = captum(name, _count, inputs=BOOLS, **kw)
+    close(getattr(ours, name)(_count).attribute(BOOLS, **kw), theirs)
+
+
+@pytest.mark.parametrize("baselines", [0.5, torch.full((1, 4), 0.5), 2])
+@pytest.mark.parametrize(("name", "kw"), INPUT_METHODS)
+def test_integer_inputs_with_float_baselines(name: str, kw: dict[str, Any], baselines: Any) -> None:
+    kw = dict(kw, baselines=baselines)
+    got = getattr(ours, name)(_count).attribute(INTS, **kw)
+    if name.startswith("Shapley") and isinstance(baselines, float):
+        # Captum's Shapley methods round a float *number* to the inputs' dtype (but not a
+        # float tensor); we treat both alike: the perturbed inputs become floats
+        close(got, getattr(ours, name)(_count).attribute(INTS, **dict(kw, baselines=BASE_T)))
+        return
+    close(got, captum(name, _count, inputs=INTS, **kw))
+
+
+@pytest.mark.parametrize("idx", [torch.tensor([0, 3, 5]), torch.zeros(0, dtype=torch.long)])
+@pytest.mark.parametrize(
+    ("name", "kw"),
+    [
+        ("FeatureAblation", {"baselines": (0.0, 0)}),
+        ("ShapleyValueSampling", {"baselines": (0.0, 0), "n_samples": 2}),
+        ("ShapleyValues", {"baselines": (0.0, 0)}),
+        ("FeaturePermutation", {}),
+    ],
+)
+def test_sparse_inputs_are_passed_through(name: str, kw: dict[str, Any], idx: Any) -> None:
+    inputs = (DENSE, idx)
+    torch.manual_seed(0)
+    got = getattr(ours, name)(_with_indices).attribute(inputs, **kw)
+    if name == "ShapleyValues" and not idx.numel():  # Captum fails on the empty list
+        close(got, (DENSE, torch.zeros(2)))
+        return
+    torch.manual_seed(0)
+    close(got, captum(name, _with_indices, inputs=inputs, **kw))
+
+
+def test_sparse_input_needs_a_shared_mask() -> None:
+    mask = (torch.tensor([[0, 0, 1, 1]]), torch.tensor([2, 2, 2]))
+    with pytest.raises(ArgumentError) as e:
+        ours.FeatureAblation(_with_indices).attribute(
+            (DENSE, torch.tensor([0, 3, 5])), feature_mask=mask
+        )
+    assert "feature_mask[1]" in str(e.value) and "sparse" in str(e.value)

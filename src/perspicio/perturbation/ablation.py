@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from perspicio._core.attribution import PerturbationAttribution
-from perspicio._core.call import Tensors, build_call
+from perspicio._core.call import Tensors, build_call, replaced_dtype
 from perspicio._core.validate import ArgumentError
 from perspicio.perturbation.masks import FeatureGroups, MaskType
 from perspicio.perturbation.sweep import (
@@ -205,7 +205,7 @@ class FeatureAblation(PerturbationAttribution):
         per_eval: int,
         show_progress: bool,
     ) -> Any:
-        call = build_call(inputs, target, args, baselines, use_baselines=True)
+        call = build_call(inputs, target, args, baselines, use_baselines=True, sparse=True)
         groups = FeatureGroups.build(feature_mask, call.inputs)
         check_per_eval(per_eval)
         assert call.baselines is not None
@@ -279,8 +279,10 @@ class OcclusionPlan:
     def __init__(self, values: Tensors, baselines: Tensors, windows: Sequence[Windows]) -> None:
         self.values, self.windows = values, list(windows)
         self.baselines = [  # full-size views: a box of the baseline is a slice of it
-            torch.as_tensor(b, device=x.device).to(x.dtype).expand_as(x)
-            for x, b in zip(values, baselines)
+            b.to(replaced_dtype(x, b)).expand_as(x)
+            for x, b in (
+                (x, torch.as_tensor(b, device=x.device)) for x, b in zip(values, baselines)
+            )
         ]
         self.offsets = [0]
         for w in self.windows:
@@ -296,7 +298,7 @@ class OcclusionPlan:
     def perturb(self, start: int, stop: int) -> Tensors:
         k, out = stop - start, []
         for i, (x, base) in enumerate(zip(self.values, self.baselines)):
-            stacked = x.unsqueeze(0).expand(k, *x.shape).clone()  # (k, N, *S)
+            stacked = x.to(base.dtype).unsqueeze(0).expand(k, *x.shape).clone()  # (k, N, *S)
             for j in self._mine(i, start, stop):
                 box = (slice(None), *self.windows[i].region(j - self.offsets[i]))
                 stacked[j - start][box] = base[box]

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from perspicio._core.call import Call, TensorOrTensors, Tensors
+from perspicio._core.call import Call, TensorOrTensors, Tensors, replaced_dtype
 from perspicio._core.forward import run_forward
 from perspicio._core.validate import ArgumentError
 from perspicio.perturbation.masks import FeatureGroups
@@ -80,7 +80,8 @@ class Coalitions:
         for i, (x, b) in enumerate(zip(self.p.call.inputs, self.p.baselines)):
             bits = self._bits(on, i)
             if not x.is_floating_point():
-                pert = torch.where(bits, x, b.to(x.dtype))
+                dtype = replaced_dtype(x, b)
+                pert = torch.where(bits, x.to(dtype), b.to(dtype))
             elif self.zero_base[i]:
                 pert = x * bits
             else:  # exact, as one term is zero (and faster than torch.where on CPU)

@@ -17,10 +17,12 @@ from perspicio.perturbation.sweep import AUTO, check_per_eval, execute, model_ev
 
 
 def random_permutations(k: int, n: int) -> Tensor:
-    """``(k, n)`` random orderings of ``range(n)``, none of them the identity (``n >= 2``).
+    """``(k, n)`` random orderings of ``range(n)``, none of them the identity when ``n >= 2``.
 
     Drawn on the CPU from the global generator, so a seed gives the same draws on any device.
     """
+    if n < 2:  # the identity is the only ordering
+        return torch.zeros(k, n, dtype=torch.long)
     perms = torch.rand(k, n).argsort(1)
     identity = torch.arange(n)
     stuck = (perms == identity).all(1)
@@ -123,7 +125,14 @@ class FeaturePermutation(PerturbationAttribution):
         if self.perm_func is _permute_feature:
             n = values[0].shape[0]
             perms = random_permutations(groups.n_features, n).to(values[0].device)
-            return lambda start, stop: [x[perms[start:stop]] for x in values]
+            own = {  # a sparse input (other first dimension) is shuffled over its own rows
+                i: random_permutations(groups.n_features, x.shape[0]).to(x.device)
+                for i, x in enumerate(values)
+                if x.shape[0] != n
+            }
+            return lambda start, stop: [
+                x[own.get(i, perms)[start:stop]] for i, x in enumerate(values)
+            ]
 
         def custom(start: int, stop: int) -> list[Tensor]:
             rows = torch.arange(stop - start, device=values[0].device)
@@ -148,7 +157,7 @@ class FeaturePermutation(PerturbationAttribution):
         per_eval: int,
         show_progress: bool,
     ) -> Any:
-        call = build_call(inputs, target, args)
+        call = build_call(inputs, target, args, sparse=True)
         groups = FeatureGroups.build(feature_mask, call.inputs)
         check_per_eval(per_eval)
         if self.perm_func is _permute_feature and call.batch_size < 2:

@@ -42,7 +42,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from perspicio._core.call import Call, Tensors, batch_size_of
+from perspicio._core.call import Call, Tensors, batch_size_of, replaced_dtype
 from perspicio._core.chunks import check_chunk_size, chunks
 from perspicio._core.forward import forward_call, run_forward
 from perspicio._core.hooks import handles, replace
@@ -102,10 +102,16 @@ def tell_output_dtype(plan: Plan, raw: Any) -> None:
         plan.output_dtype = raw.dtype
 
 
-def stackable(plan: Plan) -> bool:
-    """Whether perturbations can share a forward pass; a plan says no with ``stackable=False``
-    (perturbed inputs from user functions whose shapes differ), and then runs one per pass."""
-    return bool(getattr(plan, "stackable", True))
+def one_per_pass(plan: Plan, values: Tensors, n: int, auto: bool) -> bool:
+    """Whether perturbations must run one per forward pass.
+
+    When a plan says ``stackable=False`` (perturbed inputs from user functions whose shapes
+    differ, which cannot be stacked), and, for automatic chunks, with a sparse input (first
+    dimension not the batch's), whose stacked copies a model need not read per perturbation.
+    """
+    if not getattr(plan, "stackable", True):
+        return True
+    return auto and any(v.shape[0] != n for v in values)
 
 
 def is_auto(per_eval: Any) -> bool:
@@ -203,13 +209,14 @@ def perturbed(values: Tensors, selected: Sequence[Tensor], replacements: Sequenc
             ``(1 or N, *S)``, or per-perturbation values ``(k, N, *S)``.
 
     Returns:
-        ``(k * N, *S)`` per tensor, perturbation-major. Integer inputs stay integer.
+        ``(k * N, *S)`` per tensor, perturbation-major. Integer inputs stay integer unless
+        the replacement is floating-point (see :func:`~perspicio._core.call.replaced_dtype`).
     """
     out = []
     for x, sel, rep in zip(values, selected, replacements):
         rep = torch.as_tensor(rep, device=x.device)
-        if not x.is_floating_point():  # token ids must stay ids
-            rep = rep.to(x.dtype)
+        dtype = replaced_dtype(x, rep)
+        x, rep = x.to(dtype), rep.to(dtype)
         k = sel.shape[0]
         stacked = torch.where(sel, rep, x.unsqueeze(0))
         out.append(stacked.expand(k, *x.shape).reshape(k * x.shape[0], *x.shape[1:]))
@@ -351,14 +358,14 @@ def sweep(
             output (default: measured from the site values and the model's activations).
     """
     schedule = _Schedule(per_eval, cost)
-    n = batch_size_of(values)
+    n = batch_size_of(values, sparse=True)
     with torch.no_grad():
         with schedule.meter() as activations:
             raw = evaluate(values, 1)
             base = _as_output(raw)
         tell_output_dtype(plan, raw)
         step = schedule.step(values, base, n, plan.total, activations[0])
-        step = step if stackable(plan) else 1
+        step = 1 if one_per_pass(plan, values, n, schedule.auto) else step
         label = f"{desc}: {plan.total} perturbations x {n} examples, {step} per pass"
         with progress(label, plan.total + 1, show_progress) as bar:
             bar.update(1)
@@ -384,13 +391,13 @@ def sweep_future(
     chunk is launched, and the folds run in order when all outputs have arrived.
     """
     schedule = _Schedule(per_eval, cost)
-    n = batch_size_of(values)
+    n = batch_size_of(values, sparse=True)
     with torch.no_grad():
         raw = _future(evaluate(values, 1)).wait()
         base = _as_output(raw)
         tell_output_dtype(plan, raw)
         step = schedule.step(values, base, n, plan.total, 0)
-        step = step if stackable(plan) else 1
+        step = 1 if one_per_pass(plan, values, n, schedule.auto) else step
         label = f"{desc}: {plan.total} perturbations x {n} examples, {step} per pass"
         launched = []
         with progress(label, plan.total + 1, show_progress) as bar:
