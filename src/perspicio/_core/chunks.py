@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from perspicio._core.validate import ArgumentError
+from perspicio._core.validate import ArgumentError, is_int
 
 
 def check_chunk_size(value: int | None, name: str) -> None:
     """``None`` or a positive int, else a clear error naming the knob."""
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_int(value):
         raise TypeError(f"{name} must be a positive int or None, got {value!r}")
     if value < 1:
         raise ArgumentError(f"{name} must be at least 1, got {value}")

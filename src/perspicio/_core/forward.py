@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from perspicio._core.call import Call, Tensors
-from perspicio._core.validate import ArgumentError
+from perspicio._core.validate import ArgumentError, plain_ints
 
 
 def _takes_no_args(fn: Callable[..., Any]) -> bool:
@@ -55,6 +55,7 @@ def select_neuron(activation: Tensors, selector: NeuronSelector, is_tuple: bool)
     output (the tensor, or the tuple when the layer returns a tuple) returning one value per
     example.
     """
+    selector = plain_ints(selector)
     if callable(selector):
         out = selector(activation if is_tuple else activation[0])
         n = len(activation[0])
@@ -94,6 +95,7 @@ def _index(index: tuple[int | slice, ...]) -> tuple[slice | int, ...]:
 
 def check_neuron_selector(selector: Any) -> None:
     """Type check before any model call."""
+    selector = plain_ints(selector)
     if callable(selector) or (isinstance(selector, int) and not isinstance(selector, bool)):
         return
     if isinstance(selector, tuple) and all(

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from perspicio._core.validate import ArgumentError
+from perspicio._core.validate import ArgumentError, plain_ints
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class Target:
 
 def normalize_target(target: Any, batch_size: int) -> Target:
     """Validate ``target`` (any accepted form) against the batch size, before any model call."""
+    target = plain_ints(target)
     if target is None:
         return Target()
     if callable(target) and not isinstance(target, Tensor):

@@ -18,13 +18,13 @@ from torch import Tensor
 from perspicio._core.call import Call, Tensors
 from perspicio._core.chunks import check_chunk_size, chunks, units_per_chunk
 from perspicio._core.forward import scores
-from perspicio._core.validate import ArgumentError
+from perspicio._core.validate import ArgumentError, is_int
 from perspicio.perturbation.sweep import AUTO, Evaluate, sweep
 
 
 def check_n_samples(value: Any, name: str = "n_perturb_samples") -> None:
     """A positive int, else a ``TypeError``/``ValueError`` naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_int(value):
         raise TypeError(f"{name} must be a positive int, got {value!r}")
     if value < 1:
         raise ArgumentError(f"{name} must be at least 1, got {value}")

@@ -25,11 +25,11 @@ from perspicio._core.call import (
 from perspicio._core.chunks import check_chunk_size, chunks
 from perspicio._core.forward import NeuronSelector, check_neuron_selector, scores
 from perspicio._core.sites import InputSite, Objective, Site, neuron_objective, target_objective
-from perspicio._core.validate import ArgumentError
+from perspicio._core.validate import ArgumentError, is_int
 
 
 def check_samples(n_samples: int, name: str = "n_samples") -> None:
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int):
+    if not is_int(n_samples):
         raise TypeError(f"{name} must be an int, got {n_samples!r}")
     if n_samples < 1:
         raise ArgumentError(f"{name} must be at least 1, got {n_samples}")

@@ -16,14 +16,14 @@ from torch import Tensor
 
 from perspicio._core.call import Call, Tensors
 from perspicio._core.chunks import check_chunk_size, chunks, units_per_chunk
-from perspicio._core.validate import ArgumentError
+from perspicio._core.validate import ArgumentError, is_int
 
 METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
 
 
 def check_path_args(n_steps: int, method: str, internal_batch_size: int | None = None) -> None:
     """Validate the path arguments before any model call."""
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int):
+    if not is_int(n_steps):
         raise TypeError(f"n_steps must be an int, got {n_steps!r}")
     if n_steps < 1:
         raise ArgumentError(f"n_steps must be at least 1, got {n_steps}")

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from perspicio._core.attribution import PerturbationAttribution
 from perspicio._core.call import Tensors, build_call, replaced_dtype
-from perspicio._core.validate import ArgumentError
+from perspicio._core.validate import ArgumentError, plain_ints
 from perspicio.perturbation.masks import FeatureGroups, MaskType
 from perspicio.perturbation.sweep import (
     AUTO,
@@ -350,6 +350,7 @@ def _dims(value: Any, x: Tensor, name: str) -> tuple[int, ...]:
 
 def occlusion_windows(sliding_window_shapes: Any, strides: Any, inputs: Tensors) -> list[Windows]:
     """Validated windows for every input (Captum's argument forms), before any model call."""
+    sliding_window_shapes, strides = plain_ints(sliding_window_shapes), plain_ints(strides)
     shapes_in = sliding_window_shapes
     if isinstance(shapes_in, tuple) and (not shapes_in or isinstance(shapes_in[0], int)):
         shapes_in = (shapes_in,)

@@ -66,10 +66,12 @@ def format_feature_mask(
 def _one_mask(mask: Any, x: Tensor, name: str) -> Tensor:
     if not isinstance(mask, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of integer ids, got {type(mask).__name__}")
-    if mask.is_floating_point() or mask.is_complex():
+    if mask.is_complex() or (
+        mask.is_floating_point() and not bool((mask == mask.round()).all())  # NaN fails too
+    ):
         raise ArgumentError(
-            f"{name} must hold integer feature ids, got a tensor of {mask.dtype} "
-            "(use .long() on a mask of whole numbers)"
+            f"{name} must hold integer feature ids, got a tensor of {mask.dtype} that is not "
+            "all whole numbers"
         )
     shape, target = tuple(mask.shape), tuple(x.shape)
     fits = len(shape) <= len(target) and all(

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from perspicio._core.attribution import PerturbationAttribution
 from perspicio._core.call import Tensors, build_call
-from perspicio._core.validate import ArgumentError
+from perspicio._core.validate import ArgumentError, is_int
 from perspicio.perturbation.ablation import spread_rows
 from perspicio.perturbation.masks import FeatureGroups, MaskType
 from perspicio.perturbation.sweep import AUTO, check_per_eval, execute, model_evaluator, perturbed
@@ -138,7 +138,7 @@ class ExactShapley(Coalitions):
 
 
 def check_samples(n_samples: Any) -> None:
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int):
+    if not is_int(n_samples):
         raise TypeError(f"n_samples must be an int, got {n_samples!r}")
     if n_samples < 1:
         raise ArgumentError(f"n_samples must be at least 1, got {n_samples}")
