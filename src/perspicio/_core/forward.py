@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from perspicio._core.call import Call, Tensors
+from perspicio._core.target import flat_rows
 from perspicio._core.validate import ArgumentError, plain_ints
 
 
@@ -64,7 +65,7 @@ def select_neuron(activation: Tensors, selector: NeuronSelector, is_tuple: bool)
             raise ArgumentError(
                 f"neuron_selector must return one value per example (shape ({n}, ...)), got {got}"
             )
-        return out.reshape(n, -1).sum(1)
+        return flat_rows(out, n).sum(1)
     if len(activation) != 1:
         raise ArgumentError(
             "the layer returns a tuple of tensors: use a callable neuron_selector to pick from it"
@@ -84,7 +85,7 @@ def select_neuron(activation: Tensors, selector: NeuronSelector, is_tuple: bool)
             )
         if not isinstance(i, int | slice):
             raise TypeError(f"neuron_selector entries must be ints or slices, got {i!r}")
-    return act[_index(index)].reshape(len(act), -1).sum(1)
+    return flat_rows(act[_index(index)], len(act)).sum(1)
 
 
 def _index(index: tuple[int | slice, ...]) -> tuple[slice | int, ...]:

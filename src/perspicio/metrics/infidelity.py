@@ -17,6 +17,7 @@ from perspicio._core.call import (
     normalize_baselines,
 )
 from perspicio._core.forward import scores
+from perspicio._core.target import flat_rows
 from perspicio._core.validate import ArgumentError
 from perspicio.metrics.sampling import check_n_samples, sample_chunks
 
@@ -202,7 +203,7 @@ def infidelity(
             dot = (
                 torch.stack(
                     [
-                        (a.repeat_interleave(k, 0) * p).reshape(n * k, -1).sum(1)
+                        flat_rows(a.repeat_interleave(k, 0) * p, n * k).sum(1)
                         for a, p in zip(attrs, pert)
                     ]
                 )

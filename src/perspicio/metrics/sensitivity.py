@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from perspicio._core.call import TensorOrTensors, Tensors, as_tensors, batch_size_of
+from perspicio._core.target import flat_rows
 from perspicio._core.validate import ArgumentError
 from perspicio.metrics.sampling import check_n_samples, sample_chunks
 
@@ -81,7 +82,7 @@ def _user_form(perturbed: Any, is_tuple: bool) -> TensorOrTensors:
 
 def _flat(explanation: Any, rows: int) -> Tensor:
     parts = as_tensors(explanation, "the explanation")
-    return torch.cat([p.reshape(rows, -1) for p in parts], dim=1)
+    return torch.cat([flat_rows(p, rows) for p in parts], dim=1)
 
 
 def _norm(values: Tensor, norm_ord: str | float) -> Tensor:

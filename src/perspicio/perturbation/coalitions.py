@@ -27,6 +27,7 @@ from torch import Tensor
 
 from perspicio._core.call import Call, TensorOrTensors, Tensors, replaced_dtype
 from perspicio._core.forward import run_forward
+from perspicio._core.target import flat_rows
 from perspicio._core.validate import ArgumentError
 from perspicio.perturbation.masks import FeatureGroups
 from perspicio.perturbation.sweep import objective
@@ -186,8 +187,8 @@ def group_sums(values: Tensors, groups: FeatureGroups, rows: int) -> Tensor:
     n = values[0].shape[0]
     out = torch.zeros(n, groups.n_features, dtype=torch.float64, device=values[0].device)
     for v, d in zip(values, groups.dense):
-        index = d.to(v.device).expand(n, *v.shape[1:]).reshape(n, -1)
-        out.scatter_add_(1, index, v.reshape(n, -1).to(torch.float64))
+        index = flat_rows(d.to(v.device).expand(n, *v.shape[1:]))
+        out.scatter_add_(1, index, flat_rows(v).to(torch.float64))
     return out if rows == n else out.sum(0, keepdim=True)
 
 

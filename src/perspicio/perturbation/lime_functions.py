@@ -83,7 +83,7 @@ def _pick(on: Tensor, *per_group: Tensor) -> list[Tensor]:
     """For each ``(R, F)`` table, its sum over the switched-on groups: ``(R, S)`` each."""
     table = torch.stack(per_group, 1).to(on.dtype)  # (R, k, F)
     if on.shape[0] == 1:  # coalitions shared by every row: one product
-        out = (table.reshape(-1, on.shape[2]) @ on[0].T).view(*table.shape[:2], -1)
+        out = (table.reshape(-1, on.shape[2]) @ on[0].T).view(*table.shape[:2], on.shape[1])
     else:
         out = table @ on.mT  # (R, k, S): rows are a fast path
     return list(out.to(per_group[0].dtype).unbind(1))

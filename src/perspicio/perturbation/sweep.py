@@ -292,7 +292,7 @@ class _Schedule:
         need = max(1, self.cost(base) if self.cost is not None else nbytes(values) + activations)
         device = values[0].device if values else torch.device("cpu")
         step = memory_budget(device) // need
-        if device.type == "cpu":  # cheap rows: a pass whose activations stay in cache
+        if device.type == "cpu" and n:  # cheap rows: a pass whose activations stay in cache
             rows = max(CPU_MIN_ROWS, CPU_CACHE_BYTES * n // need)
             step = min(step, rows // n)
         return max(1, min(total, step))
