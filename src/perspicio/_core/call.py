@@ -65,6 +65,16 @@ def check_float(inputs: Tensors, name: str = "inputs") -> None:
             )
 
 
+def check_finite(tensors: Tensors, name: str = "inputs", who: str = "this method") -> None:
+    """A clear error for NaN or infinite values, which ``who`` cannot work with."""
+    for i, x in enumerate(tensors):
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            raise ArgumentError(
+                f"{name}[{i}] holds NaN or infinite values: {who} needs finite {name} "
+                "(the surrogate model cannot be fitted to them)"
+            )
+
+
 def format_args(args: Any) -> tuple[Any, ...]:
     """Captum's rule: ``None`` is no args, a tuple is many args, anything else is one arg."""
     if args is None:

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from perspicio._core.attribution import PerturbationAttribution
-from perspicio._core.call import TensorOrTensors, Tensors, as_tensors, build_call
+from perspicio._core.call import TensorOrTensors, Tensors, as_tensors, build_call, check_finite
 from perspicio._core.validate import ArgumentError
 from perspicio.path.gradient_shap import check_samples
 from perspicio.perturbation.coalitions import (
@@ -281,6 +281,8 @@ class Lime(LimeBase):
         torch.Size([2, 4])
     """
 
+    needs_finite = False  # KernelShap: True (NaN or Inf inputs are rejected before any work)
+
     def __init__(
         self,
         forward_func: Callable[..., Any],
@@ -404,6 +406,10 @@ class Lime(LimeBase):
         check_samples(n_samples)
         check_per_eval(per_eval)
         call = build_call(inputs, target, args, baselines, use_baselines=True)
+        if self.needs_finite:
+            assert call.baselines is not None
+            check_finite(call.inputs, "inputs", self.get_name())
+            check_finite(call.baselines, "baselines", self.get_name())
         masks, width = construct_feature_mask(feature_mask, call.inputs)
         groups = FeatureGroups.build(masks, call.inputs)
         rows = count_surrogates(self.forward_func, call, future)

@@ -142,9 +142,13 @@ def objective(output: Any, target: Target) -> Any:
         return output.then(lambda fut: objective(fut.value(), target))
     if isinstance(output, int | float) and not isinstance(output, bool):
         output = torch.tensor(output, dtype=torch.float64 if isinstance(output, float) else None)
-    if target.is_none or not isinstance(output, Tensor):
-        return output
-    return target.select(output)
+    if not isinstance(output, Tensor):
+        raise TypeError(
+            f"forward_func returned a {type(output).__name__}: perturbation methods need one "
+            "tensor (or a number); wrap models that return tuples, dicts or ModelOutput "
+            "objects to return the tensor to explain"
+        )
+    return output if target.is_none else target.select(output)
 
 
 def _repeated(call: Call, inputs: bool = True) -> Callable[[int], Call]:
