@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from typing import Any
 
@@ -241,3 +242,21 @@ def test_sparse_input_needs_a_shared_mask() -> None:
             (DENSE, torch.tensor([0, 3, 5])), feature_mask=mask
         )
     assert "feature_mask[1]" in str(e.value) and "sparse" in str(e.value)
+
+
+def test_lime_with_texts_of_other_lengths_per_example() -> None:
+    from perspicio import models as our_models
+
+    f = _text_model()
+    texts = torch.tensor([[3, 5, 7, 9, 11], [2, 4, 6, 8, 10]])
+    lime = ours.Lime(f, our_models.SkLearnLinearRegression(), lambda *a, **k: 1.0)
+    coalitions = itertools.cycle(torch.tensor([[1, 0, 1, 1, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]]))
+    lime.perturb_func = lambda ids, **kw: next(coalitions).unsqueeze(0)  # the same for both
+    lime.from_interp_rep_transform = _drop_words  # lengths 3, 5, 1: one sample per pass
+    got = lime.attribute(texts, n_samples=3)
+    alone = torch.cat([lime.attribute(texts[i : i + 1], n_samples=3) for i in range(2)])
+    close(got, alone)  # the same samples (the cycle restarts every 3), one example at a time
+    # a transform giving the two examples texts of different lengths: a clear error
+    lime.from_interp_rep_transform = lambda z, ids, **kw: ids[:, : int(ids[0, 0]) % 4 + 1]
+    with pytest.raises(ArgumentError, match="different shapes.*one example at a time"):
+        lime.attribute(texts, n_samples=3)

@@ -241,6 +241,8 @@ class LimeBase(PerturbationAttribution):
                 stacklevel=4,
             )
         device = as_tensors(units[0][0])[0].device
+        for s in range(count):  # sample s of every example shares a forward pass
+            _check_same_shapes([u[1][s] for u in per_unit])
         interp = torch.stack([torch.cat(u[0][:count]) for u in per_unit]).to(device)
         weights = torch.tensor([u[2][:count] for u in per_unit], device=device)
         stacked = [
@@ -255,6 +257,16 @@ class LimeBase(PerturbationAttribution):
     @property
     def multiplies_by_inputs(self) -> bool:
         return False
+
+
+def _check_same_shapes(model_inputs: list[Tensors]) -> None:
+    """Several examples' perturbed inputs share forward passes, so their shapes must agree."""
+    shapes = {tuple(tuple(t.shape[1:]) for t in ts) for ts in model_inputs}
+    if len(shapes) > 1:
+        raise ArgumentError(
+            f"the perturbed inputs of different examples have different shapes ({sorted(shapes)[:2]}"
+            "): attribute such inputs (e.g. texts of other lengths) one example at a time"
+        )
 
 
 class Lime(LimeBase):
