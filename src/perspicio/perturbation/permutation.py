@@ -140,12 +140,23 @@ class FeaturePermutation(PerturbationAttribution):
             onehot[rows, rows + start] = True
             out = []
             for x, sel in zip(values, groups.select(onehot.to(values[0].device))):
-                out.append(
-                    torch.stack([self.perm_func(x, s) if s.any() else x for s in sel.unbind(0)])
-                )
+                out.append(torch.stack([self._permuted(x, s) for s in sel.unbind(0)]))
             return out
 
         return custom
+
+    def _permuted(self, x: Tensor, selected: Tensor) -> Tensor:
+        """``perm_func``'s shuffle of the selected scalars of ``x``, checked for its shape."""
+        if not selected.any():
+            return x
+        out = self.perm_func(x, selected)
+        if not isinstance(out, Tensor) or out.shape != x.shape:
+            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            raise ArgumentError(
+                f"perm_func returned {got} for an input of shape {tuple(x.shape)}: it must "
+                "return the input with the selected feature shuffled, in the same shape"
+            )
+        return out
 
     def _run(
         self,
