@@ -93,3 +93,28 @@ def test_leaves_do_not_touch_user_tensors() -> None:
     x = torch.randn(2, 2)
     (leaf,) = leaves((x,))
     assert leaf.requires_grad and not x.requires_grad
+
+
+class _Pair(nn.Module):
+    """Returns ``(h, p)`` with ``h = p * x``: ``p`` is used inside the layer as well."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p = torch.sigmoid(x)
+        return p * x, p
+
+
+@pytest.mark.parametrize("p_used_outside", [False, True])
+def test_leaf_capture_of_a_tuple_gives_each_element_its_total_gradient(
+    p_used_outside: bool,
+) -> None:
+    layer = _Pair()
+    x = torch.randn(3, 4)  # plain inputs, no parameters: the layer's graph comes from the hook
+    with capture([layer], leaf=True) as rec:
+        h, p = layer(x)
+        out = (h * 2).sum() + ((p**2).sum() if p_used_outside else 0)
+    gh, gp = grad(out, rec[layer])
+    # closed form: d out / d h = 2; d out / d p = 2 x (through h) [+ 2 p (directly)]
+    want_p = 2 * x + (2 * torch.sigmoid(x) if p_used_outside else 0)
+    torch.testing.assert_close(gh, torch.full_like(x, 2.0))
+    torch.testing.assert_close(gp, want_p)
+    assert not layer._forward_hooks and not layer._forward_pre_hooks

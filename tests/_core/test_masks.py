@@ -45,10 +45,11 @@ def test_masks_are_brought_to_the_input_dims(mask: torch.Tensor, shape: tuple[in
         ),
         (torch.zeros(1, 1, 2, 3, dtype=torch.long), ValueError, "does not broadcast"),
         (
-            torch.zeros(1, 2, 3),
+            torch.full((1, 2, 3), 0.5),
             ValueError,
-            "must hold integer feature ids, got a tensor of torch.float32",
+            "must hold integer feature ids, got a tensor of torch.float32 that is not all whole",
         ),
+        (torch.full((1, 2, 3), float("nan")), ValueError, "not all whole numbers"),
         ([[0, 1, 2]], TypeError, "must be a torch.Tensor"),
         ((torch.zeros(1, 3, dtype=torch.long),) * 2, ValueError, "one mask per input: got 2 for 1"),
     ],
@@ -91,3 +92,10 @@ def test_select_and_spread_per_example() -> None:
 def test_to_ids_lays_out_columns_by_id() -> None:
     groups = FeatureGroups.build(torch.tensor([[3, 0, 3]]), (torch.zeros(1, 3),))
     assert groups.to_ids(torch.tensor([[1.0, 2.0]])).tolist() == [[1, 0, 0, 2]]
+
+
+def test_whole_number_float_masks_are_ids_as_in_captum() -> None:
+    x = (torch.zeros(4, 2, 3),)
+    mask = torch.tensor([[[0.0, 0.0, 1.0], [2.0, 2.0, 1.0]]])
+    (got,) = format_feature_mask(mask, x)
+    assert got.dtype == torch.long and got.tolist() == mask.long().tolist()

@@ -187,9 +187,13 @@ def test_layer_evaluator_perturbs_the_layer_values() -> None:
 def test_perturbed_stacks_copies_and_keeps_integer_inputs_integer() -> None:
     x = torch.arange(6).reshape(2, 3)
     sel = torch.tensor([[[True, False, False]], [[False, False, True]]])  # (k=2, 1, 3)
-    (out,) = perturbed((x,), [sel], [torch.tensor(-1.0)])
+    (out,) = perturbed((x,), [sel], [torch.tensor(-1)])
     assert out.dtype == torch.long
     assert out.tolist() == [[-1, 1, 2], [-1, 4, 5], [0, 1, -1], [3, 4, -1]]
+    # a floating-point replacement makes the perturbed inputs floats (as in Captum)
+    (out,) = perturbed((x,), [sel], [torch.tensor(-0.5)])
+    assert out.dtype == torch.float32
+    assert out.tolist() == [[-0.5, 1, 2], [-0.5, 4, 5], [0, 1, -0.5], [3, 4, -0.5]]
 
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, True])

@@ -188,7 +188,7 @@ BAD = [
     ({"attributions": torch.ones(2, 3)}, ValueError, r"attributions\[0\] has shape \(2, 3\)"),
     ({"order": "random"}, ValueError, "order must be 'morf'"),
     ({"n_steps": 0}, ValueError, "n_steps must be at least 1"),
-    ({"feature_mask": torch.ones(1, 4)}, ValueError, "must hold integer feature ids"),
+    ({"feature_mask": torch.full((1, 4), 0.5)}, ValueError, "must hold integer feature ids"),
     (
         {"feature_mask": torch.zeros(1, 3, dtype=torch.long)},
         ValueError,

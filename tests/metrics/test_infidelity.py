@@ -260,7 +260,7 @@ def test_bad_input_is_rejected_before_the_model_runs(
         (lambda x: x - 0.1, r"perturb_func must return \(perturbations, perturbed_inputs\)"),
         (
             lambda x: (torch.ones(8, 3), x),
-            r"perturbation 0 has shape \(8, 3\) but perturbed input 0",
+            r"perturbations\[0\] of shape \(8, 3\) for inputs of shape \(8, 4\)",
         ),
     ],
 )
@@ -269,3 +269,28 @@ def test_bad_perturb_func_output(perturb: Any, message: str) -> None:
         infidelity(
             ReLUMLP(in_features=4), perturb, X, torch.ones(4, 4), target=0, n_perturb_samples=2
         )
+
+
+def _noise(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    noise = torch.randn_like(inputs) * 0.1
+    return noise, inputs - noise
+
+
+def test_scalar_output_model_is_refused_with_the_reason() -> None:
+    mlp, x = ReLUMLP(), torch.randn(3, 6)
+    with pytest.raises(ValueError, match=r"one model output per example.*shape \(\)"):
+        infidelity(lambda v: mlp(v).sum(), _noise, x, torch.randn(3, 6))
+
+
+@pytest.mark.parametrize(
+    ("perturb", "what"),
+    [
+        (lambda x: (torch.randn(2, 6), x[:2]), r"perturbations\[0\] of shape \(2, 6\)"),
+        (lambda x: (x * 0, x[:, :5]), r"perturbed inputs\[0\] of shape \(30, 5\)"),
+    ],
+)
+def test_perturb_func_of_the_wrong_shape_is_named(perturb: Any, what: str) -> None:
+    model = CountingModel(ReLUMLP())
+    with pytest.raises(ValueError, match=what + r" for inputs of shape \(30, 6\)"):
+        infidelity(model, perturb, torch.randn(3, 6), torch.randn(3, 6), target=0)
+    assert model.calls == 0

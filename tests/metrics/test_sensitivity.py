@@ -189,3 +189,29 @@ def test_bad_input_is_rejected_before_any_call(
 def test_inputs_with_different_batch_sizes() -> None:
     with pytest.raises(ValueError, match="same batch size"):
         sensitivity_max(lambda x: x, (torch.ones(2, 3), torch.ones(3, 3)))
+
+
+@pytest.mark.parametrize("radius", [-0.1, float("nan")])
+def test_negative_perturb_radius_is_refused_first(radius: float) -> None:
+    model = CountingModel(ReLUMLP())
+    with pytest.raises(ValueError, match="perturb_radius must be non-negative"):
+        sensitivity_max(Saliency(model).attribute, torch.randn(3, 6), perturb_radius=radius)
+    assert model.calls == 0
+
+
+def test_explanations_for_the_whole_batch_are_refused() -> None:
+    from perspicio.attr import FeatureAblation
+
+    mlp = ReLUMLP()
+    total = FeatureAblation(lambda x: mlp(x).sum())  # one value, so one explanation, per batch
+    with pytest.raises(ValueError, match=r"returned shape \(1, 6\) for 3 examples"):
+        sensitivity_max(total.attribute, torch.randn(3, 6))
+
+
+@pytest.mark.parametrize(
+    ("perturb", "shape"),
+    [(lambda x, r: x[:, :5], r"\(30, 5\)"), (lambda x, r: x[:2], r"\(2, 6\)")],
+)
+def test_perturb_func_of_the_wrong_shape_is_named(perturb: Any, shape: str) -> None:
+    with pytest.raises(ValueError, match=rf"perturbed inputs\[0\] of shape {shape} for inputs"):
+        sensitivity_max(Saliency(ReLUMLP()).attribute, torch.randn(3, 6), perturb, target=0)

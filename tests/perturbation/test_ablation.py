@@ -142,7 +142,7 @@ def test_show_progress_names_the_method(capsys: pytest.CaptureFixture[str]) -> N
     ("kwargs", "error", "message"),
     [
         ({"feature_mask": torch.zeros(1, 5, dtype=torch.long)}, ValueError, "does not broadcast"),
-        ({"feature_mask": torch.zeros(1, 6)}, ValueError, "integer feature ids"),
+        ({"feature_mask": torch.full((1, 6), 0.5)}, ValueError, "integer feature ids"),
         ({"perturbations_per_eval": 0}, ValueError, "perturbations_per_eval must be at least 1"),
         ({"baselines": torch.zeros(3, 6)}, ValueError, "baselines"),
         ({"target": [0, 1]}, ValueError, "target gives 2 indices"),

@@ -128,3 +128,15 @@ def test_only_feature_switching_methods_are_wrapped(method: Any) -> None:
         DataLoaderAttribution(method)
     with pytest.raises(NotImplementedError):
         DataLoaderAttribution(FeatureAblation(MODEL)).attribute_future()
+
+
+@pytest.mark.parametrize("wrap", [lambda y: (y, y), lambda y: {"logits": y}])
+def test_tuple_or_dict_model_outputs_are_named(wrap: Any) -> None:
+    from perspicio.attr import DataLoaderAttribution, FeatureAblation
+
+    mlp = ReLUMLP()
+    loader = DataLoader(TensorDataset(torch.randn(5, 6)), batch_size=2)
+    kind = type(wrap(torch.zeros(1))).__name__
+    method = DataLoaderAttribution(FeatureAblation(lambda x: wrap(mlp(x))))
+    with pytest.raises(TypeError, match=f"forward_func returned a {kind}: the default reduce"):
+        method.attribute(loader)

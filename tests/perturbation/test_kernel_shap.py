@@ -241,3 +241,31 @@ def test_too_few_samples(n_samples: Any, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         KernelShap(model).attribute_future(_x(2, 6), target=0, n_samples=n_samples)
     assert model.calls == 0
+
+
+@pytest.mark.parametrize(
+    ("where", "kw"),
+    [
+        ("inputs[0]", {"inputs": torch.tensor([[0.0, float("nan"), 1.0, 2.0]])}),
+        ("inputs[0]", {"inputs": torch.tensor([[0.0, float("inf"), 1.0, 2.0]])}),
+        ("baselines[0]", {"inputs": torch.ones(1, 4), "baselines": float("nan")}),
+        ("baselines[0]", {"inputs": torch.ones(1, 4), "baselines": torch.full((1, 4), -torch.inf)}),
+    ],
+)
+def test_nan_or_inf_inputs_and_baselines_are_refused_first(where: str, kw: dict[str, Any]) -> None:
+    model = CountingModel(BasicLinearModel())
+    with pytest.raises(ValueError, match=rf"{where.replace('[', '.').replace(']', '.')} holds NaN"):
+        KernelShap(model).attribute(**kw, target=0, n_samples=20)
+    assert model.calls == 0
+
+
+@pytest.mark.parametrize("wrap", [lambda y: (y, y), lambda y: {"logits": y}])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_tuple_or_dict_model_outputs_are_named(wrap: Any, batch: int) -> None:
+    from perspicio.attr import Lime
+
+    mlp = ReLUMLP()
+    kind = type(wrap(torch.zeros(1))).__name__
+    for cls in (Lime, KernelShap):
+        with pytest.raises(TypeError, match=f"forward_func returned a {kind}: perturbation"):
+            cls(lambda x: wrap(mlp(x))).attribute(torch.randn(batch, 6), target=0, n_samples=20)

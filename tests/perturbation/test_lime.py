@@ -422,7 +422,7 @@ def test_properties() -> None:
         ({"n_samples": 0}, ValueError, "n_samples must be at least 1"),
         ({"n_samples": 2.5}, TypeError, "n_samples must be an int"),
         ({"feature_mask": torch.zeros(1, 5, dtype=torch.long)}, ValueError, "does not broadcast"),
-        ({"feature_mask": torch.zeros(1, 6)}, ValueError, "integer feature ids"),
+        ({"feature_mask": torch.full((1, 6), 0.5)}, ValueError, "integer feature ids"),
         ({"feature_mask": torch.zeros(2, 6, dtype=torch.long)}, ValueError, "does not broadcast"),
         ({"perturbations_per_eval": 0}, ValueError, "perturbations_per_eval must be at least 1"),
         ({"baselines": torch.zeros(5)}, ValueError, "baselines"),

@@ -114,5 +114,11 @@ def test_a_batch_of_one_is_refused_before_any_model_call() -> None:
         FeaturePermutation(model).attribute(torch.randn(1, 6), target=0)
     assert model.calls == 0
     with pytest.raises(ValueError, match="integer feature ids"):
-        FeaturePermutation(model).attribute(torch.randn(3, 6), feature_mask=torch.zeros(1, 6))
+        FeaturePermutation(model).attribute(torch.randn(3, 6), feature_mask=torch.full((1, 6), 0.5))
     assert model.calls == 0
+
+
+def test_perm_func_of_the_wrong_shape_is_named() -> None:
+    method = FeaturePermutation(ReLUMLP(), perm_func=lambda x, mask: x[:2])
+    with pytest.raises(ValueError, match=r"perm_func returned \(2, 6\) for an input of shape"):
+        method.attribute(torch.randn(3, 6), target=0)

@@ -19,7 +19,7 @@ from perspicio._core.call import (
 from perspicio._core.forward import run_forward
 from perspicio._core.hooks import check_layer
 from perspicio._core.sites import LayerSite
-from perspicio._core.target import normalize_target
+from perspicio._core.target import flat_rows, normalize_target
 from perspicio._core.validate import ArgumentError
 
 
@@ -97,7 +97,7 @@ class GradientAttribution(Attribution):
 
 def sum_rows(tensors: Tensors) -> Tensor:
     """Per-example sum over every input tensor: shape ``(N,)``."""
-    return torch.stack([t.reshape(t.shape[0], -1).sum(1) for t in tensors]).sum(0)
+    return torch.stack([flat_rows(t).sum(1) for t in tensors]).sum(0)
 
 
 class PerturbationAttribution(Attribution):

@@ -36,13 +36,18 @@ def as_tensors(value: Any, name: str = "inputs") -> Tensors:
     return items
 
 
-def batch_size_of(inputs: Tensors, name: str = "inputs") -> int:
-    """The shared first dimension of ``inputs``; a ``ValueError`` if they disagree."""
+def batch_size_of(inputs: Tensors, name: str = "inputs", sparse: bool = False) -> int:
+    """The shared first dimension of ``inputs``; a ``ValueError`` if they disagree.
+
+    With ``sparse=True`` the first input sets the batch size and the others may differ
+    (Captum's "sparse" inputs, e.g. a list of indices: perturbation methods pass them to the
+    model whole, repeated with every perturbation, and share their feature masks).
+    """
     for i, x in enumerate(inputs):
         if x.dim() == 0:
             raise ArgumentError(f"{name}[{i}] must have a batch dimension, got a 0-d tensor")
     sizes = [x.shape[0] for x in inputs]
-    if len(set(sizes)) > 1:
+    if len(set(sizes)) > 1 and not sparse:
         raise ArgumentError(
             f"every tensor in {name} needs the same batch size (dim 0), got {sizes}"
         )
@@ -57,6 +62,16 @@ def check_float(inputs: Tensors, name: str = "inputs") -> None:
                 f"{name}[{i}] has dtype {x.dtype}: gradient-based attribution needs "
                 "floating-point inputs (for token ids attribute to the embedding layer "
                 "with a Layer method)"
+            )
+
+
+def check_finite(tensors: Tensors, name: str = "inputs", who: str = "this method") -> None:
+    """A clear error for NaN or infinite values, which ``who`` cannot work with."""
+    for i, x in enumerate(tensors):
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            raise ArgumentError(
+                f"{name}[{i}] holds NaN or infinite values: {who} needs finite {name} "
+                "(the surrogate model cannot be fitted to them)"
             )
 
 
@@ -177,15 +192,32 @@ def normalize_baselines(
     return tuple(_one_baseline(b, x, f"{name}[{i}]") for i, (b, x) in enumerate(zip(items, inputs)))
 
 
+def replaced_dtype(x: Tensor, baseline: Tensor) -> torch.dtype:
+    """The dtype of ``x`` with some entries replaced by ``baseline``.
+
+    Floating-point inputs keep their dtype; integer or boolean inputs stay so (token ids stay
+    ids) unless the baseline is floating-point, which makes the perturbed inputs floats, as in
+    Captum (``torch.where`` promotes them).
+    """
+    if x.is_floating_point() or not baseline.is_floating_point():
+        return x.dtype
+    return baseline.dtype
+
+
 def _one_baseline(b: Any, x: Tensor, name: str) -> Tensor:
-    dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
-    if isinstance(b, bool) or not isinstance(b, int | float | Tensor):
+    if not isinstance(b, int | float | Tensor):
         raise TypeError(f"{name} must be a number or a tensor, got {type(b).__name__}")
     if not isinstance(b, Tensor):
-        return torch.full((1,) * x.dim(), float(b), dtype=dtype, device=x.device)
+        # an int (or bool) keeps an integer input's dtype; a float makes it float
+        dtype = x.dtype
+        if isinstance(b, float) and not x.is_floating_point():
+            dtype = torch.get_default_dtype()
+        elif isinstance(b, bool) and x.is_floating_point():
+            b = float(b)
+        return torch.full((1,) * x.dim(), b, dtype=dtype, device=x.device)
     b = b.to(device=x.device)
     if b.dim() == 0:
-        return b.reshape((1,) * x.dim()).to(x.dtype if x.is_floating_point() else b.dtype)
+        return b.reshape((1,) * x.dim()).to(replaced_dtype(x, b))
     if b.dim() == x.dim() - 1 and b.shape == x.shape[1:]:
         b = b.unsqueeze(0)
     if b.dim() != x.dim() or b.shape[0] not in (1, x.shape[0]):
@@ -211,6 +243,7 @@ def build_call(
     *,
     use_baselines: bool = False,
     require_float: bool = False,
+    sparse: bool = False,
 ) -> Call:
     """Validate the user's arguments and put them in normal form.
 
@@ -221,10 +254,12 @@ def build_call(
         baselines: reference values (see :func:`normalize_baselines`).
         use_baselines: whether the method takes baselines (otherwise they are not stored).
         require_float: raise a ``TypeError`` for integer inputs (gradient methods).
+        sparse: allow inputs whose first dimension is not the batch's (see
+            :func:`batch_size_of`).
     """
     is_tuple = isinstance(inputs, tuple | list)
     tensors = as_tensors(inputs)
-    n = batch_size_of(tensors)
+    n = batch_size_of(tensors, sparse=sparse)
     if require_float:
         check_float(tensors)
     norm_baselines = normalize_baselines(baselines, tensors) if use_baselines else None

@@ -10,7 +10,8 @@ import torch
 from torch import Tensor
 
 from perspicio._core.call import Call, Tensors
-from perspicio._core.validate import ArgumentError
+from perspicio._core.target import flat_rows
+from perspicio._core.validate import ArgumentError, plain_ints
 
 
 def _takes_no_args(fn: Callable[..., Any]) -> bool:
@@ -55,6 +56,7 @@ def select_neuron(activation: Tensors, selector: NeuronSelector, is_tuple: bool)
     output (the tensor, or the tuple when the layer returns a tuple) returning one value per
     example.
     """
+    selector = plain_ints(selector)
     if callable(selector):
         out = selector(activation if is_tuple else activation[0])
         n = len(activation[0])
@@ -63,7 +65,7 @@ def select_neuron(activation: Tensors, selector: NeuronSelector, is_tuple: bool)
             raise ArgumentError(
                 f"neuron_selector must return one value per example (shape ({n}, ...)), got {got}"
             )
-        return out.reshape(n, -1).sum(1)
+        return flat_rows(out, n).sum(1)
     if len(activation) != 1:
         raise ArgumentError(
             "the layer returns a tuple of tensors: use a callable neuron_selector to pick from it"
@@ -83,7 +85,7 @@ def select_neuron(activation: Tensors, selector: NeuronSelector, is_tuple: bool)
             )
         if not isinstance(i, int | slice):
             raise TypeError(f"neuron_selector entries must be ints or slices, got {i!r}")
-    return act[_index(index)].reshape(len(act), -1).sum(1)
+    return flat_rows(act[_index(index)], len(act)).sum(1)
 
 
 def _index(index: tuple[int | slice, ...]) -> tuple[slice | int, ...]:
@@ -94,6 +96,7 @@ def _index(index: tuple[int | slice, ...]) -> tuple[slice | int, ...]:
 
 def check_neuron_selector(selector: Any) -> None:
     """Type check before any model call."""
+    selector = plain_ints(selector)
     if callable(selector) or (isinstance(selector, int) and not isinstance(selector, bool)):
         return
     if isinstance(selector, tuple) and all(

@@ -167,8 +167,14 @@ def capture(
 
     def store(layer: nn.Module, value: Any) -> Any:
         tensors, is_tuple = _as_tuple(value)
-        if leaf:
-            recorded = tuple(t.detach().requires_grad_(t.is_floating_point()) for t in tensors)
+        if leaf and len(tensors) > 1:
+            # one tensor of a tuple may be computed from another (attention probabilities
+            # returned next to the hidden state made from them): gradients are taken w.r.t.
+            # the tensors themselves, so each gets its total gradient through the other uses
+            tensors = tuple(t if t.requires_grad else _leaf(t) for t in tensors)
+            record.record(layer, tensors, is_tuple)
+        elif leaf:
+            recorded = tuple(_leaf(t) for t in tensors)
             if connected:  # the link adds zero to the value but keeps the upstream gradient
                 tensors = tuple(r + (t - t.detach()) for r, t in zip(recorded, tensors))
             else:
@@ -189,8 +195,30 @@ def capture(
 
     with ExitStack() as stack:
         for layer in layers:
+            if leaf and not inputs:  # the layer's own graph links the tensors of its output
+                stack.enter_context(handles(layer.register_forward_pre_hook(_graph_inputs)))
             stack.enter_context(handles(make_hook(layer)))
         yield record
+
+
+def _leaf(t: Tensor) -> Tensor:
+    return t.detach().requires_grad_(t.is_floating_point())
+
+
+def _graph_inputs(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The layer's floating-point inputs as leaves where they are outside the graph.
+
+    Without it a frozen model given plain inputs computes the layer without a graph, and the
+    tensors of a tuple output would lose their links to each other.
+    """
+    if not any(
+        isinstance(a, Tensor) and a.is_floating_point() and not a.requires_grad for a in args
+    ):
+        return None
+    return tuple(
+        _leaf(a) if isinstance(a, Tensor) and a.is_floating_point() and not a.requires_grad else a
+        for a in args
+    )
 
 
 def _pre_store(store: Callable[[nn.Module, Any], Any], module: nn.Module, args: tuple) -> Any:

@@ -14,6 +14,7 @@ tensor indexing rather than loops over features.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +34,7 @@ def default_feature_mask(inputs: Tensors, start: int = 0) -> Tensors:
     """
     masks = []
     for x in inputs:
-        count = x[:1].numel()
+        count = math.prod(x.shape[1:])  # also for an empty tensor
         masks.append(torch.arange(start, start + count, device=x.device).reshape(1, *x.shape[1:]))
         start += count
     return tuple(masks)
@@ -65,10 +66,12 @@ def format_feature_mask(
 def _one_mask(mask: Any, x: Tensor, name: str) -> Tensor:
     if not isinstance(mask, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of integer ids, got {type(mask).__name__}")
-    if mask.is_floating_point() or mask.is_complex():
+    if mask.is_complex() or (
+        mask.is_floating_point() and not bool((mask == mask.round()).all())  # NaN fails too
+    ):
         raise ArgumentError(
-            f"{name} must hold integer feature ids, got a tensor of {mask.dtype} "
-            "(use .long() on a mask of whole numbers)"
+            f"{name} must hold integer feature ids, got a tensor of {mask.dtype} that is not "
+            "all whole numbers"
         )
     shape, target = tuple(mask.shape), tuple(x.shape)
     fits = len(shape) <= len(target) and all(
@@ -115,6 +118,13 @@ class FeatureGroups:
         """Validate ``feature_mask`` against ``inputs`` (before any model call)."""
         masks = format_feature_mask(feature_mask, inputs, name)
         n = int(inputs[0].shape[0])
+        for i, (m, x) in enumerate(zip(masks, inputs)):
+            if x.shape[0] != n and m.shape[0] != 1:
+                raise ArgumentError(
+                    f"{name}[{i}] has shape {tuple(m.shape)}, but input {i} has first dimension "
+                    f"{x.shape[0]}, not the batch size {n} (a sparse input): its mask must be "
+                    "shared, with first dimension 1"
+                )
         device = inputs[0].device
         flat = [m.reshape(-1).to(device) for m in masks if m.numel()]
         ids = torch.unique(torch.cat(flat)) if flat else torch.zeros(0, dtype=torch.long)

@@ -46,7 +46,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from perspicio._core.call import Call, Tensors, batch_size_of
+from perspicio._core.call import Call, Tensors, batch_size_of, replaced_dtype
 from perspicio._core.chunks import chunks
 from perspicio._core.forward import forward_call, run_forward
 from perspicio._core.hooks import handles, replace
@@ -131,6 +131,25 @@ def future_of(attribute: Callable[..., Any]) -> Any:
     return attribute_future
 
 
+def tell_output_dtype(plan: Plan, raw: Any) -> None:
+    """Give a plan with an ``output_dtype`` attribute the dtype the model returned (before
+    integers become floats for the folds): ablation results keep it, as in Captum."""
+    if hasattr(plan, "output_dtype") and isinstance(raw, Tensor):
+        plan.output_dtype = raw.dtype
+
+
+def one_per_pass(plan: Plan, values: Tensors, n: int, auto: bool) -> bool:
+    """Whether perturbations must run one per forward pass.
+
+    When a plan says ``stackable=False`` (perturbed inputs from user functions whose shapes
+    differ, which cannot be stacked), and, for automatic chunks, with a sparse input (first
+    dimension not the batch's), whose stacked copies a model need not read per perturbation.
+    """
+    if not getattr(plan, "stackable", True):
+        return True
+    return auto and any(v.shape[0] != n for v in values)
+
+
 def is_auto(per_eval: Any) -> bool:
     return per_eval is AUTO or per_eval is None
 
@@ -152,15 +171,20 @@ def memory_budget(device: torch.device) -> int:
 def objective(output: Any, target: Target) -> Any:
     """The explained output: the target's scores, or the whole output when there is no target.
 
-    Futures are passed through with the selection chained; Python numbers become tensors.
+    Futures are passed through with the selection chained; Python numbers become tensors of
+    their own precision (a ``float`` float64, an ``int`` int64).
     """
     if isinstance(output, torch._C.Future):
         return output.then(lambda fut: objective(fut.value(), target))
     if isinstance(output, int | float) and not isinstance(output, bool):
-        output = torch.tensor(output)
-    if target.is_none or not isinstance(output, Tensor):
-        return output
-    return target.select(output)
+        output = torch.tensor(output, dtype=torch.float64 if isinstance(output, float) else None)
+    if not isinstance(output, Tensor):
+        raise TypeError(
+            f"forward_func returned a {type(output).__name__}: perturbation methods need one "
+            "tensor (or a number); wrap models that return tuples, dicts or ModelOutput "
+            "objects to return the tensor to explain"
+        )
+    return output if target.is_none else target.select(output)
 
 
 def _repeated(call: Call, inputs: bool = True) -> Callable[[int], Call]:
@@ -225,13 +249,14 @@ def perturbed(values: Tensors, selected: Sequence[Tensor], replacements: Sequenc
             ``(1 or N, *S)``, or per-perturbation values ``(k, N, *S)``.
 
     Returns:
-        ``(k * N, *S)`` per tensor, perturbation-major. Integer inputs stay integer.
+        ``(k * N, *S)`` per tensor, perturbation-major. Integer inputs stay integer unless
+        the replacement is floating-point (see :func:`~perspicio._core.call.replaced_dtype`).
     """
     out = []
     for x, sel, rep in zip(values, selected, replacements):
         rep = torch.as_tensor(rep, device=x.device)
-        if not x.is_floating_point():  # token ids must stay ids
-            rep = rep.to(x.dtype)
+        dtype = replaced_dtype(x, rep)
+        x, rep = x.to(dtype), rep.to(dtype)
         k = sel.shape[0]
         stacked = torch.where(sel, rep, x.unsqueeze(0))
         out.append(stacked.expand(k, *x.shape).reshape(k * x.shape[0], *x.shape[1:]))
@@ -307,7 +332,7 @@ class _Schedule:
         need = max(1, self.cost(base) if self.cost is not None else nbytes(values) + activations)
         device = values[0].device if values else torch.device("cpu")
         step = memory_budget(device) // need
-        if device.type == "cpu":  # cheap rows: a pass whose activations stay in cache
+        if device.type == "cpu" and n:  # cheap rows: a pass whose activations stay in cache
             rows = max(CPU_MIN_ROWS, CPU_CACHE_BYTES * n // need)
             step = min(step, rows // n)
         return max(1, min(total, step))
@@ -376,11 +401,14 @@ def sweep(
             output (default: measured from the site values and the model's activations).
     """
     schedule = _Schedule(per_eval, cost)
-    n = batch_size_of(values)
+    n = batch_size_of(values, sparse=True)
     with torch.no_grad():
         with schedule.meter() as activations:
-            base = _as_output(evaluate(values, 1))
+            raw = evaluate(values, 1)
+            base = _as_output(raw)
+        tell_output_dtype(plan, raw)
         step = schedule.step(values, base, n, plan.total, activations[0])
+        step = 1 if one_per_pass(plan, values, n, schedule.auto) else step
         with _bar(desc, plan.total, count_base, show_progress) as bar:
             done = _run(evaluate, plan, base, 0, step, not schedule.auto, bar)
             if done < plan.total:  # the model aggregates the batch after all
@@ -405,10 +433,13 @@ def sweep_future(
     chunk is launched, and the folds run in order when all outputs have arrived.
     """
     schedule = _Schedule(per_eval, cost)
-    n = batch_size_of(values)
+    n = batch_size_of(values, sparse=True)
     with torch.no_grad():
-        base = _as_output(_future(evaluate(values, 1)).wait())
+        raw = _future(evaluate(values, 1)).wait()
+        base = _as_output(raw)
+        tell_output_dtype(plan, raw)
         step = schedule.step(values, base, n, plan.total, 0)
+        step = 1 if one_per_pass(plan, values, n, schedule.auto) else step
         launched = []
         with _bar(desc, plan.total, count_base, show_progress) as bar:
             for start, stop in chunks(plan.total, step):

@@ -13,6 +13,7 @@ forms (Captum's, plus a callable):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from perspicio._core.validate import ArgumentError
+from perspicio._core.validate import ArgumentError, plain_ints
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,16 @@ class Target:
         return select_target(output, self)
 
 
+def flat_rows(t: Tensor, n: int | None = None) -> Tensor:
+    """``t`` as ``(n, -1)`` (``n`` defaults to its first dimension), also for an empty batch,
+    where ``reshape(0, -1)`` is ambiguous."""
+    n = t.shape[0] if n is None else n
+    return t.reshape(n, t.numel() // n if n else math.prod(t.shape[1:]))
+
+
 def normalize_target(target: Any, batch_size: int) -> Target:
     """Validate ``target`` (any accepted form) against the batch size, before any model call."""
+    target = plain_ints(target)
     if target is None:
         return Target()
     if callable(target) and not isinstance(target, Tensor):
@@ -102,7 +111,8 @@ def _per_example(rows: list[list[Any]], batch_size: int) -> Target:
         )
     if len({len(r) for r in rows}) > 1:
         raise ArgumentError("every per-example target must have the same number of indices")
-    return Target(per_example=torch.tensor([[int(v) for v in r] for r in rows], dtype=torch.long))
+    table = torch.tensor([[int(v) for v in r] for r in rows], dtype=torch.long)
+    return Target(per_example=table.reshape(len(rows), len(rows[0]) if rows else 1))
 
 
 def _check_range(index: tuple[int, ...] | Tensor, shape: torch.Size) -> None:
@@ -116,6 +126,8 @@ def _check_range(index: tuple[int, ...] | Tensor, shape: torch.Size) -> None:
     for d in range(k):
         if isinstance(index, tuple):
             lo = hi = index[d]
+        elif index.shape[0] == 0:  # an empty batch
+            continue
         else:
             col = index[:, d]
             lo, hi = int(col.min()), int(col.max())
@@ -145,7 +157,7 @@ def select_target(output: Tensor, target: Target) -> Tensor:
     if target.index is not None:
         _check_range(target.index, output.shape)
         where: tuple[Any, ...] = (slice(None), *target.index)
-        return output[where].reshape(len(output), -1).sum(1)
+        return flat_rows(output[where]).sum(1)
     if target.per_example is not None:
         _check_range(target.per_example, output.shape)
         if len(target.per_example) != len(output):
@@ -157,7 +169,7 @@ def select_target(output: Tensor, target: Target) -> Tensor:
         rows = torch.arange(len(output), device=output.device)
         where_rows: tuple[Any, ...] = (rows, *idx.unbind(1))
         picked = output[where_rows]
-        return picked.reshape(len(output), -1).sum(1)
+        return flat_rows(picked, len(output)).sum(1)
     if output.dim() == 0:
         return output
     if output.dim() > 1 and output[0].numel() != 1:

@@ -20,8 +20,20 @@ class ArgumentError(ValueError, AssertionError):
     """
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """Whether ``value`` is an integer as Captum accepts it: a Python int or a NumPy integer
+    (``np.int64(8)``), not a bool."""
     return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def plain_ints(value: Any) -> Any:
+    """``value`` with NumPy integers made Python ints, also inside tuples and lists (targets,
+    neuron selectors, window shapes); anything else is returned unchanged."""
+    if is_int(value) and not isinstance(value, int):
+        return int(value)
+    if isinstance(value, tuple | list):
+        return type(value)(plain_ints(v) for v in value)
+    return value
 
 
 def check_count(value: Any, name: str, minimum: int = 1) -> int:
@@ -38,7 +50,7 @@ def check_count(value: Any, name: str, minimum: int = 1) -> int:
         ...
         perspicio._core.validate.ArgumentError: n_samples must be at least 1, got 0
     """
-    if not _is_int(value):
+    if not is_int(value):
         raise TypeError(f"{name} must be an int, got {value!r}")
     if value < minimum:
         raise ArgumentError(f"{name} must be at least {minimum}, got {value}")

@@ -9,6 +9,7 @@ needs no target at all: it projects the layer's values onto their first principa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ from torch import Tensor
 from perspicio._core.call import Call, TensorOrTensors, Tensors, build_call
 from perspicio._core.chunks import chunks, units_in_budget
 from perspicio._core.forward import forward_call
+from perspicio._core.target import flat_rows
 from perspicio._core.validate import ArgumentError, check_chunk_size
 from perspicio.gradient.cam import CamLayer, safe_div, weighted_map
 
@@ -87,7 +89,7 @@ def channel_masks(values: Tensor, x: Tensor, mode: str | None) -> Tensor:
         m = F.interpolate(
             m, size=tuple(x.shape[2:]), mode=mode or _MODES.get(m.dim() - 2, "nearest")
         )
-    flat = m.reshape(*m.shape[:2], -1)
+    flat = m.reshape(*m.shape[:2], math.prod(m.shape[2:]))
     lo = flat.min(2).values.reshape(*m.shape[:2], *([1] * (m.dim() - 2)))
     hi = flat.max(2).values.reshape(lo.shape)
     return safe_div(m - lo, hi - lo).to(x.dtype)
@@ -200,7 +202,7 @@ class LayerAblationCam(CamLayer):
         site = site.bind(probe)
         raw = _one(probe.values, "LayerAblationCam")
         values, where = self._layout(raw), self._channel_positions(raw)
-        flat = raw.reshape(raw.shape[0], -1)
+        flat = flat_rows(raw)
 
         def evaluate(lo: int, hi: int) -> Tensor:
             k = hi - lo
@@ -219,10 +221,12 @@ class LayerAblationCam(CamLayer):
 
     def _channel_positions(self, raw: Tensor) -> Tensor:
         """``(C, M)``: where each channel's elements lie in one example's flattened values."""
-        size = raw[0].numel()
+        size = math.prod(raw.shape[1:])
         if self.reshape_transform is None:
-            return torch.arange(size, device=raw.device).reshape(raw.shape[1], -1)
-        index = torch.arange(size, dtype=torch.float64, device=raw.device).reshape(raw[:1].shape)
+            return torch.arange(size, device=raw.device).reshape(raw.shape[1], size // raw.shape[1])
+        index = torch.arange(size, dtype=torch.float64, device=raw.device).reshape(
+            1, *raw.shape[1:]
+        )
         moved = self._layout(index)
         if not bool((moved == moved.round()).all()) or moved.min() < 0 or moved.max() >= size:
             raise ArgumentError(
@@ -241,7 +245,7 @@ def principal_projection(values: Tensor, center: bool = True) -> Tensor:
     correlates positively with the layer's total activation ``Σ_k A_k``.
     """
     n, c = values.shape[:2]
-    m = values.reshape(n, c, -1).transpose(1, 2)  # (N, P, C)
+    m = values.reshape(n, c, math.prod(values.shape[2:])).transpose(1, 2)  # (N, P, C)
     if center:
         m = m - m.mean(1, keepdim=True)
     v = torch.linalg.svd(m, full_matrices=False).Vh[:, 0]  # (N, C)

@@ -21,6 +21,7 @@ from torch import Tensor
 from perspicio._core.call import BaselineType, Call, TensorOrTensors, Tensors, build_call
 from perspicio._core.masks import FeatureGroups
 from perspicio._core.sweep import perturbed
+from perspicio._core.target import flat_rows
 from perspicio._core.validate import ArgumentError, check_count
 from perspicio.metrics.infidelity import check_attributions
 from perspicio.metrics.sampling import score_points
@@ -46,8 +47,8 @@ def group_relevance(groups: FeatureGroups, attributions: Tensors) -> Tensor:
     dtype = torch.promote_types(attributions[0].dtype, torch.float32)
     out = torch.zeros(n, groups.n_features, dtype=dtype, device=attributions[0].device)
     for ids, a in zip(groups.dense, attributions):
-        flat = ids.to(a.device).expand(n, *a.shape[1:]).reshape(n, -1)
-        out.scatter_add_(1, flat, a.reshape(n, -1).to(dtype))
+        flat = flat_rows(ids.to(a.device).expand(n, *a.shape[1:]))
+        out.scatter_add_(1, flat, flat_rows(a).to(dtype))
     return out
 
 

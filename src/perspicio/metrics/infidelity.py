@@ -17,6 +17,7 @@ from perspicio._core.call import (
     normalize_baselines,
 )
 from perspicio._core.forward import scores
+from perspicio._core.target import flat_rows
 from perspicio._core.validate import ArgumentError, check_count
 from perspicio._core.wrapped import PerExample, reduce_samples
 from perspicio.metrics.sampling import samples_per_chunk
@@ -97,13 +98,26 @@ def _perturb(
             f"perturb_func returned {len(perturbations)} perturbations and {len(perturbed)} "
             f"perturbed inputs for {len(inputs)} inputs"
         )
-    for i, (p, px) in enumerate(zip(perturbations, perturbed)):
-        if p.shape[1:] != px.shape[1:]:
-            raise ArgumentError(
-                f"perturbation {i} has shape {tuple(p.shape)} but perturbed input {i} has "
-                f"shape {tuple(px.shape)}: they must match"
-            )
+    for i, (p, px, x) in enumerate(zip(perturbations, perturbed, inputs)):
+        want = (x.shape[0] * k, *x.shape[1:])
+        for what, t in (("perturbations", p), ("perturbed inputs", px)):
+            if tuple(t.shape) != want:
+                raise ArgumentError(
+                    f"perturb_func returned {what}[{i}] of shape {tuple(t.shape)} for inputs "
+                    f"of shape {want} ({k} samples of each example): the shapes must match"
+                )
     return perturbations, perturbed
+
+
+def _one_per_example(scores: Tensor, rows: int) -> Tensor:
+    """The model's scores, checked to hold one value per example."""
+    if scores.dim() != 1 or scores.shape[0] != rows:
+        raise ArgumentError(
+            f"infidelity needs one model output per example (choose it with target), but "
+            f"forward_func gave shape {tuple(scores.shape)} for a batch of {rows} rows (one value for "
+            "the whole batch cannot be compared example by example)"
+        )
+    return scores
 
 
 def check_attributions(attributions: Any, inputs: Tensors) -> Tensors:
@@ -187,16 +201,17 @@ def infidelity(
         pert, perturbed = _perturb(perturb_func, call.inputs, user_baselines, k)
         if f_x is None and _fusable(call.inputs, perturbed):
             # the unperturbed rows ride along with the first chunk: one pass, not two
-            both = scores(forward_func, call.repeat(k + 1, interleave=True),
-                          _with_originals(call.inputs, perturbed, k)).reshape(n, k + 1)  # fmt: skip
+            both = _one_per_example(scores(forward_func, call.repeat(k + 1, interleave=True),
+                          _with_originals(call.inputs, perturbed, k)), n * (k + 1))  # fmt: skip
+            both = both.reshape(n, k + 1)
             f_x, f_p = both[:, 0], both[:, 1:].reshape(-1)
         else:
-            f_x = scores(forward_func, call) if f_x is None else f_x
-            f_p = scores(forward_func, call.repeat(k, interleave=True), perturbed)
+            f_x = _one_per_example(scores(forward_func, call), n) if f_x is None else f_x
+            f_p = _one_per_example(
+                scores(forward_func, call.repeat(k, interleave=True), perturbed), n * k
+            )
         diff = (f_x.repeat_interleave(k) - f_p).reshape(n, k)
-        dots = [
-            (a.repeat_interleave(k, 0) * p).reshape(n * k, -1).sum(1) for a, p in zip(attrs, pert)
-        ]
+        dots = [flat_rows(a.repeat_interleave(k, 0) * p, n * k).sum(1) for a, p in zip(attrs, pert)]
         return _terms(torch.stack(dots).sum(0).reshape(n, k), diff, normalize)
 
     with torch.no_grad():

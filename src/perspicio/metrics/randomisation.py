@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from perspicio._core.attribution import Attribution
 from perspicio._core.call import TensorOrTensors, as_tensors
+from perspicio._core.target import flat_rows
 from perspicio._core.validate import ArgumentError
 from perspicio.metrics.faithfulness import pearson
 
@@ -139,7 +140,7 @@ def randomise_module(module: nn.Module) -> None:
 def _flat(explanation: Any) -> Tensor:
     parts = as_tensors(explanation, "the explanation")
     n = parts[0].shape[0]
-    return torch.cat([p.detach().reshape(n, -1) for p in parts], 1)
+    return torch.cat([flat_rows(p.detach(), n) for p in parts], 1)
 
 
 def model_parameter_randomisation(

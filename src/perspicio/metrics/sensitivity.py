@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from perspicio._core.call import TensorOrTensors, Tensors, as_tensors, batch_size_of
+from perspicio._core.target import flat_rows
 from perspicio._core.validate import ArgumentError, check_count
 from perspicio._core.wrapped import PerExample, reduce_samples
 from perspicio.metrics.sampling import samples_per_chunk
@@ -48,7 +49,30 @@ def _user_form(perturbed: Any, is_tuple: bool) -> TensorOrTensors:
 
 def _flat(explanation: Any, rows: int) -> Tensor:
     parts = as_tensors(explanation, "the explanation")
-    return torch.cat([p.reshape(rows, -1) for p in parts], dim=1)
+    for p in parts:
+        if p.dim() == 0 or p.shape[0] != rows:
+            raise ArgumentError(
+                f"explanation_func returned shape {tuple(p.shape)} for {rows} examples: "
+                "sensitivity needs one explanation per example (a forward_func that returns "
+                "one value for the whole batch gives one for the batch)"
+            )
+    return torch.cat([flat_rows(p, rows) for p in parts], dim=1)
+
+
+def _check_perturbed(perturbed: Tensors, tiled: Tensors) -> None:
+    for i, (p, x) in enumerate(zip(perturbed, tiled)):
+        if p.shape != x.shape:
+            raise ArgumentError(
+                f"perturb_func returned perturbed inputs[{i}] of shape {tuple(p.shape)} for "
+                f"inputs of shape {tuple(x.shape)}: the shapes must match"
+            )
+
+
+def _check_radius(perturb_radius: Any) -> None:
+    if isinstance(perturb_radius, bool) or not isinstance(perturb_radius, int | float):
+        raise TypeError(f"perturb_radius must be a number, got {perturb_radius!r}")
+    if not perturb_radius >= 0:
+        raise ArgumentError(f"perturb_radius must be non-negative, got {perturb_radius}")
 
 
 def _norm(values: Tensor, norm_ord: str | float) -> Tensor:
@@ -80,6 +104,7 @@ def _sensitivity(
     n = batch_size_of(xs)
     check_count(n_perturb_samples, "n_perturb_samples")
     _check_norm(norm_ord)
+    _check_radius(perturb_radius)
     per_chunk = samples_per_chunk(n, max_examples_per_batch)
     takes_radius = len(inspect.signature(perturb_func).parameters) > 1
     per_example = PerExample(kwargs, n)
@@ -94,6 +119,7 @@ def _sensitivity(
             arg = tiled if len(tiled) > 1 else tiled[0]
             perturbed = perturb_func(arg, perturb_radius) if takes_radius else perturb_func(arg)
             perturbed = _user_form(perturbed, isinstance(inputs, tuple | list))
+            _check_perturbed(as_tensors(perturbed, "perturbed inputs"), tiled)
             e_p = _flat(explanation_func(perturbed, **per_example.repeat(k)), n * k)
             change = _norm(e_x.repeat_interleave(k, 0) - e_p, norm_ord).reshape(n, k)
             return change / base.unsqueeze(1)  # (N, k)

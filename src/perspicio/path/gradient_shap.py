@@ -63,7 +63,7 @@ def expected_gradients(
     )
     parts: list[Tensors] = []
     deltas: list[Tensor] = []
-    for a, z in chunks(n * s, internal_batch_size):
+    for a, z in list(chunks(n * s, internal_batch_size)) or [(0, 0)]:  # N=0: one empty pass
         sub = rows.rows(slice(a, z))
         grads, _ = site.grads(objective, sub.with_inputs(tuple(p[a:z] for p in points)))
         if multiply_by_inputs:

@@ -8,6 +8,7 @@ points of a chunk of steps in one batched forward/backward pass.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -107,7 +108,11 @@ def path_integral(
         grads = grad_fn(sub, points)
         for i, g in enumerate(grads):
             w = torch.tensor(weights[a:b], dtype=g.dtype, device=g.device)
-            part = (g.reshape(k, n, -1) * w.view(k, 1, 1)).sum(0).reshape(n, *g.shape[1:])
+            part = (
+                (g.reshape(k, n, math.prod(g.shape[1:])) * w.view(k, 1, 1))
+                .sum(0)
+                .reshape(n, *g.shape[1:])
+            )
             if i < len(totals):
                 totals[i] = totals[i] + part
             else:

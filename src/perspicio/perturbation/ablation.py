@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from perspicio._core.attribution import PerturbationAttribution
-from perspicio._core.call import Tensors, build_call
+from perspicio._core.call import Tensors, build_call, replaced_dtype
 from perspicio._core.masks import FeatureGroups, MaskType
 from perspicio._core.sweep import (
     AUTO,
@@ -32,7 +32,7 @@ from perspicio._core.sweep import (
     perturbed,
     wants_future,
 )
-from perspicio._core.validate import ArgumentError
+from perspicio._core.validate import ArgumentError, plain_ints
 
 Replacement = Callable[[int, int], Sequence[Any]]
 """``(start, stop) ->`` per site tensor, values broadcastable to ``(stop - start, N, *S)``."""
@@ -42,13 +42,15 @@ class Ablation:
     """Plan: perturbation ``j`` replaces feature ``j``; folds ``f(x) - f(perturbed)``.
 
     ``result(base)`` is the ``(n_out, F)`` table of per-feature attributions, one row per
-    value of the (flattened) model output.
+    value of the (flattened) model output, in the output's dtype (integer outputs give
+    integer attributions, as in Captum).
     """
 
     def __init__(self, values: Tensors, groups: FeatureGroups, replacement: Replacement) -> None:
         self.values, self.groups, self.replacement = values, groups, replacement
         self.total = groups.n_features
         self.table: Tensor | None = None
+        self.output_dtype: torch.dtype | None = None  # set by the sweep
 
     def perturb(self, start: int, stop: int) -> Tensors:
         device = self.values[0].device
@@ -63,9 +65,11 @@ class Ablation:
         self.table[:, start:stop] = (base.unsqueeze(0) - evals).T
 
     def result(self, base: Tensor) -> Tensor:
-        if self.table is None:  # no features at all
-            return base.new_zeros(max(base.numel(), 1), 0)
-        return self.table
+        table = base.new_zeros(max(base.numel(), 1), 0) if self.table is None else self.table
+        dtype = self.output_dtype
+        if dtype is None or dtype.is_floating_point or dtype.is_complex or dtype == torch.bool:
+            return table
+        return table.round().to(dtype)
 
 
 def fixed(replacements: Sequence[Any]) -> Replacement:
@@ -188,7 +192,7 @@ class FeatureAblation(PerturbationAttribution):
         per_eval: int,
         show_progress: bool,
     ) -> Any:
-        call = build_call(inputs, target, args, baselines, use_baselines=True)
+        call = build_call(inputs, target, args, baselines, use_baselines=True, sparse=True)
         groups = FeatureGroups.build(feature_mask, call.inputs)
         check_per_eval(per_eval)
         assert call.baselines is not None
@@ -262,8 +266,10 @@ class OcclusionPlan:
     def __init__(self, values: Tensors, baselines: Tensors, windows: Sequence[Windows]) -> None:
         self.values, self.windows = values, list(windows)
         self.baselines = [  # full-size views: a box of the baseline is a slice of it
-            torch.as_tensor(b, device=x.device).to(x.dtype).expand_as(x)
-            for x, b in zip(values, baselines)
+            b.to(replaced_dtype(x, b)).expand_as(x)
+            for x, b in (
+                (x, torch.as_tensor(b, device=x.device)) for x, b in zip(values, baselines)
+            )
         ]
         self.offsets = [0]
         for w in self.windows:
@@ -279,7 +285,7 @@ class OcclusionPlan:
     def perturb(self, start: int, stop: int) -> Tensors:
         k, out = stop - start, []
         for i, (x, base) in enumerate(zip(self.values, self.baselines)):
-            stacked = x.unsqueeze(0).expand(k, *x.shape).clone()  # (k, N, *S)
+            stacked = x.to(base.dtype).unsqueeze(0).expand(k, *x.shape).clone()  # (k, N, *S)
             for j in self._mine(i, start, stop):
                 box = (slice(None), *self.windows[i].region(j - self.offsets[i]))
                 stacked[j - start][box] = base[box]
@@ -331,6 +337,7 @@ def _dims(value: Any, x: Tensor, name: str) -> tuple[int, ...]:
 
 def occlusion_windows(sliding_window_shapes: Any, strides: Any, inputs: Tensors) -> list[Windows]:
     """Validated windows for every input (Captum's argument forms), before any model call."""
+    sliding_window_shapes, strides = plain_ints(sliding_window_shapes), plain_ints(strides)
     shapes_in = sliding_window_shapes
     if isinstance(shapes_in, tuple) and (not shapes_in or isinstance(shapes_in[0], int)):
         shapes_in = (shapes_in,)

@@ -25,10 +25,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from perspicio._core.call import Call, TensorOrTensors, Tensors
+from perspicio._core.call import Call, TensorOrTensors, Tensors, replaced_dtype
 from perspicio._core.forward import run_forward
 from perspicio._core.masks import FeatureGroups
 from perspicio._core.sweep import objective
+from perspicio._core.target import flat_rows
 from perspicio._core.validate import ArgumentError
 
 
@@ -80,7 +81,8 @@ class Coalitions:
         for i, (x, b) in enumerate(zip(self.p.call.inputs, self.p.baselines)):
             bits = self._bits(on, i)
             if not x.is_floating_point():
-                pert = torch.where(bits, x, b.to(x.dtype))
+                dtype = replaced_dtype(x, b)
+                pert = torch.where(bits, x.to(dtype), b.to(dtype))
             elif self.zero_base[i]:
                 pert = x * bits
             else:  # exact, as one term is zero (and faster than torch.where on CPU)
@@ -100,6 +102,10 @@ class Explicit:
     def __init__(self, interp: Tensor, stacked: list[Tensors], weights: Tensor) -> None:
         self.interp, self.stacked, self.weights = interp, stacked, weights
         self.count = interp.shape[1]
+        # user transforms may give inputs of other shapes (texts of other lengths): those
+        # cannot share a forward pass, and go one per pass
+        shapes = {tuple((t.shape[1:], t.dtype) for t in ts) for ts in stacked}
+        self.stackable = len(shapes) <= 1
 
     def inputs(self, start: int, stop: int) -> Tensors:
         parts = self.stacked[start:stop]
@@ -119,6 +125,7 @@ class SamplePlan:
     def __init__(self, samples: Samples, rows: int, whole: bool = False) -> None:
         self.samples, self.rows, self.whole = samples, rows, whole
         self.total = samples.count
+        self.stackable = getattr(samples, "stackable", True)
         self.y: Tensor | None = None
 
     def perturb(self, start: int, stop: int) -> Tensors:
@@ -180,8 +187,8 @@ def group_sums(values: Tensors, groups: FeatureGroups, rows: int) -> Tensor:
     n = values[0].shape[0]
     out = torch.zeros(n, groups.n_features, dtype=torch.float64, device=values[0].device)
     for v, d in zip(values, groups.dense):
-        index = d.to(v.device).expand(n, *v.shape[1:]).reshape(n, -1)
-        out.scatter_add_(1, index, v.reshape(n, -1).to(torch.float64))
+        index = flat_rows(d.to(v.device).expand(n, *v.shape[1:]))
+        out.scatter_add_(1, index, flat_rows(v).to(torch.float64))
     return out if rows == n else out.sum(0, keepdim=True)
 
 

@@ -28,6 +28,12 @@ class InputRole:
 
 def _concat_tensors(accum: Tensor | None, output: Tensor, inputs: Any) -> Tensor:
     """The default ``reduce``: every batch's output, concatenated along the batch."""
+    if not isinstance(output, Tensor):
+        raise TypeError(
+            f"forward_func returned a {type(output).__name__}: the default reduce concatenates "
+            "tensors; wrap the model to return one tensor, or give reduce and to_metric that "
+            "handle its outputs"
+        )
     return output if accum is None else torch.cat([accum, output])
 
 

@@ -85,6 +85,8 @@ class KernelShap(Lime):
         )
         self.inf_weight = 1000000.0
 
+    needs_finite = True  # the Shapley regression has no solution with NaN/Inf outputs
+
     def attribute(  # type: ignore[override]
         self,
         inputs: TensorOrTensors,

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from perspicio._core.attribution import PerturbationAttribution
-from perspicio._core.call import TensorOrTensors, Tensors, as_tensors, build_call
+from perspicio._core.call import TensorOrTensors, Tensors, as_tensors, build_call, check_finite
 from perspicio._core.masks import FeatureGroups, MaskType
 from perspicio._core.sweep import (
     AUTO,
@@ -228,6 +228,8 @@ class LimeBase(PerturbationAttribution):
                 stacklevel=4,
             )
         device = as_tensors(units[0][0])[0].device
+        for s in range(count):  # sample s of every example shares a forward pass
+            _check_same_shapes([u[1][s] for u in per_unit])
         interp = torch.stack([torch.cat(u[0][:count]) for u in per_unit]).to(device)
         weights = torch.tensor([u[2][:count] for u in per_unit], device=device)
         stacked = [
@@ -242,6 +244,16 @@ class LimeBase(PerturbationAttribution):
     @property
     def multiplies_by_inputs(self) -> bool:
         return False
+
+
+def _check_same_shapes(model_inputs: list[Tensors]) -> None:
+    """Several examples' perturbed inputs share forward passes, so their shapes must agree."""
+    shapes = {tuple(tuple(t.shape[1:]) for t in ts) for ts in model_inputs}
+    if len(shapes) > 1:
+        raise ArgumentError(
+            f"the perturbed inputs of different examples have different shapes ({sorted(shapes)[:2]}"
+            "): attribute such inputs (e.g. texts of other lengths) one example at a time"
+        )
 
 
 class Lime(LimeBase):
@@ -267,6 +279,8 @@ class Lime(LimeBase):
         >>> lime.attribute(torch.randn(2, 4), target=0, n_samples=50).shape
         torch.Size([2, 4])
     """
+
+    needs_finite = False  # KernelShap: True (NaN or Inf inputs are rejected before any work)
 
     def __init__(
         self,
@@ -375,6 +389,10 @@ class Lime(LimeBase):
         check_count(n_samples, "n_samples")
         check_per_eval(per_eval)
         call = build_call(inputs, target, args, baselines, use_baselines=True)
+        if self.needs_finite:
+            assert call.baselines is not None
+            check_finite(call.inputs, "inputs", self.get_name())
+            check_finite(call.baselines, "baselines", self.get_name())
         masks, width = construct_feature_mask(feature_mask, call.inputs)
         groups = FeatureGroups.build(masks, call.inputs)
         rows = count_surrogates(self.forward_func, call, future)

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from perspicio._core.call import TensorOrTensors, Tensors, as_tensors
+from perspicio._core.call import TensorOrTensors, Tensors, as_tensors, replaced_dtype
 from perspicio._core.masks import (
     FeatureGroups,
     MaskType,
@@ -83,7 +83,7 @@ def _pick(on: Tensor, *per_group: Tensor) -> list[Tensor]:
     """For each ``(R, F)`` table, its sum over the switched-on groups: ``(R, S)`` each."""
     table = torch.stack(per_group, 1).to(on.dtype)  # (R, k, F)
     if on.shape[0] == 1:  # coalitions shared by every row: one product
-        out = (table.reshape(-1, on.shape[2]) @ on[0].T).view(*table.shape[:2], -1)
+        out = (table.reshape(-1, on.shape[2]) @ on[0].T).view(*table.shape[:2], on.shape[1])
     else:
         out = table @ on.mT  # (R, k, S): rows are a fast path
     return list(out.to(per_group[0].dtype).unbind(1))
@@ -121,11 +121,15 @@ def default_from_interp_rep_transform(
     xs, masks = as_tensors(original_inputs), as_tensors(kwargs["feature_mask"], "feature_mask")
     bases = kwargs["baselines"]
     bases = bases if isinstance(bases, tuple | list) else (bases,)
-    out = tuple(
-        torch.where(on[m].bool(), x, torch.as_tensor(b, device=x.device, dtype=x.dtype))
-        for x, m, b in zip(xs, masks, bases)
-    )
-    return out if isinstance(original_inputs, tuple | list) else out[0]
+    out = []
+    for x, m, b in zip(xs, masks, bases):
+        if not isinstance(b, Tensor):  # a number: in the input's dtype unless a float for ids
+            b = torch.tensor(b, dtype=None if isinstance(b, float) else x.dtype)
+            b = b.to(x.dtype) if x.is_floating_point() else b
+        b = b.to(x.device)
+        dtype = replaced_dtype(x, b)
+        out.append(torch.where(on[m].bool(), x.to(dtype), b.to(dtype)))
+    return tuple(out) if isinstance(original_inputs, tuple | list) else out[0]
 
 
 def construct_feature_mask(

@@ -24,10 +24,12 @@ from perspicio.perturbation.ablation import Ablation, Replacement, spread_rows
 
 
 def random_permutations(k: int, n: int) -> Tensor:
-    """``(k, n)`` random orderings of ``range(n)``, none of them the identity (``n >= 2``).
+    """``(k, n)`` random orderings of ``range(n)``, none of them the identity when ``n >= 2``.
 
     Drawn on the CPU from the global generator, so a seed gives the same draws on any device.
     """
+    if n < 2:  # the identity is the only ordering
+        return torch.zeros(k, n, dtype=torch.long)
     perms = torch.rand(k, n).argsort(1)
     identity = torch.arange(n)
     stuck = (perms == identity).all(1)
@@ -116,7 +118,14 @@ class FeaturePermutation(PerturbationAttribution):
         if self.perm_func is _permute_feature:
             n = values[0].shape[0]
             perms = random_permutations(groups.n_features, n).to(values[0].device)
-            return lambda start, stop: [x[perms[start:stop]] for x in values]
+            own = {  # a sparse input (other first dimension) is shuffled over its own rows
+                i: random_permutations(groups.n_features, x.shape[0]).to(x.device)
+                for i, x in enumerate(values)
+                if x.shape[0] != n
+            }
+            return lambda start, stop: [
+                x[own.get(i, perms)[start:stop]] for i, x in enumerate(values)
+            ]
 
         def custom(start: int, stop: int) -> list[Tensor]:
             rows = torch.arange(stop - start, device=values[0].device)
@@ -124,12 +133,23 @@ class FeaturePermutation(PerturbationAttribution):
             onehot[rows, rows + start] = True
             out = []
             for x, sel in zip(values, groups.select(onehot.to(values[0].device))):
-                out.append(
-                    torch.stack([self.perm_func(x, s) if s.any() else x for s in sel.unbind(0)])
-                )
+                out.append(torch.stack([self._permuted(x, s) for s in sel.unbind(0)]))
             return out
 
         return custom
+
+    def _permuted(self, x: Tensor, selected: Tensor) -> Tensor:
+        """``perm_func``'s shuffle of the selected scalars of ``x``, checked for its shape."""
+        if not selected.any():
+            return x
+        out = self.perm_func(x, selected)
+        if not isinstance(out, Tensor) or out.shape != x.shape:
+            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            raise ArgumentError(
+                f"perm_func returned {got} for an input of shape {tuple(x.shape)}: it must "
+                "return the input with the selected feature shuffled, in the same shape"
+            )
+        return out
 
     def _run(
         self,
@@ -141,7 +161,7 @@ class FeaturePermutation(PerturbationAttribution):
         per_eval: int,
         show_progress: bool,
     ) -> Any:
-        call = build_call(inputs, target, args)
+        call = build_call(inputs, target, args, sparse=True)
         groups = FeatureGroups.build(feature_mask, call.inputs)
         check_per_eval(per_eval)
         if self.perm_func is _permute_feature and call.batch_size < 2:

@@ -217,7 +217,7 @@ class ShapleyValueSampling(PerturbationAttribution):
         show_progress: bool,
         n_samples: int = 25,
     ) -> Any:
-        call = build_call(inputs, target, args, baselines, use_baselines=True)
+        call = build_call(inputs, target, args, baselines, use_baselines=True, sparse=True)
         groups = FeatureGroups.build(feature_mask, call.inputs)
         check_per_eval(per_eval)
         assert call.baselines is not None

@@ -278,4 +278,4 @@ def fit_surrogate(model: Any, x: Tensor, y: Tensor, w: Tensor) -> Tensor:
         data = TensorDataset(x[min(r, len(x) - 1)], y[r], w[min(r, len(w) - 1)])
         model.fit(DataLoader(data, batch_size=len(data)))
         reps.append(torch.as_tensor(model.representation()).reshape(-1).to(y.device))
-    return torch.stack(reps)
+    return torch.stack(reps) if reps else y.new_zeros(0, x.shape[-1])  # no rows to fit

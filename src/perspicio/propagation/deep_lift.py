@@ -121,7 +121,7 @@ def shap_rows(call: Call, dist: Tensors) -> tuple[Call, Tensors]:
 
 
 def mean_over_baselines(attrs: Tensors, n: int) -> Tensors:
-    return tuple(a.reshape(n, -1, *a.shape[1:]).mean(1) for a in attrs)
+    return tuple(a.reshape(n, len(a) // n if n else 0, *a.shape[1:]).mean(1) for a in attrs)
 
 
 class DeepLift(GradientAttribution):
