@@ -36,11 +36,12 @@ def test_demo_prints_the_url_serves_and_stops_on_ctrl_c(
 
     def interrupt(seconds: float) -> None:  # the serving loop's sleep: use the app, then Ctrl-C
         line = capsys.readouterr().out
-        url = re.search(r"http://127\.0\.0\.1:\d+/", line)
+        url = re.search(r"(http://127\.0\.0\.1:\d+/)\?token=([\w-]+)", line)
         assert url is not None, line
-        with httpx.Client(trust_env=False, timeout=60) as http:
-            answers.append(http.get(url.group(0) + "api/config").json())
-            answers.append(http.post(url.group(0) + "api/fetch", json={"count": 2}).json())
+        headers = {"X-Perspicio-Token": url.group(2)}
+        with httpx.Client(trust_env=False, timeout=60, headers=headers) as http:
+            answers.append(http.get(url.group(1) + "api/config").json())
+            answers.append(http.post(url.group(1) + "api/fetch", json={"count": 2}).json())
         raise KeyboardInterrupt
 
     monkeypatch.setattr(example, "time", SimpleNamespace(sleep=interrupt))
