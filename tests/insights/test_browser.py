@@ -243,7 +243,9 @@ def _indices(page: Any) -> list[int]:
 
 def _fetch(page: Any) -> None:
     """Press Fetch and wait until the results were replaced (success or failure)."""
-    page.evaluate("for (const c of document.querySelector('.psp-results').children) c.dataset.old = 1")
+    page.evaluate(
+        "for (const c of document.querySelector('.psp-results').children) c.dataset.old = 1"
+    )
     page.click("button.psp-fetch")
     page.wait_for_function(
         "() => !document.querySelector('.psp-results > [data-old]') && "
@@ -293,8 +295,12 @@ def test_token_paging_filters_top_k_and_the_cards_method(page: Any) -> None:
         other = section.locator(".psp-pred:not(.is-target)").first
         target = other.get_attribute("data-class")
         other.click()
-        page.wait_for_selector(f".psp-model[data-model='0'] .psp-pred.is-target[data-class='{target}']")
-        assert "with Saliency" in page.locator(".psp-model").first.locator(".psp-target").inner_text()
+        page.wait_for_selector(
+            f".psp-model[data-model='0'] .psp-pred.is-target[data-class='{target}']"
+        )
+        assert (
+            "with Saliency" in page.locator(".psp-model").first.locator(".psp-target").inner_text()
+        )
         assert [p for p in page.problems if "403" not in p] == []  # only the refused first visit
     finally:
         vis.stop()

@@ -80,7 +80,10 @@ def test_a_busy_port_is_one_line(
         assert main(["insights", "--demo", "--port", str(port)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "Traceback" not in err
-    assert err.startswith("perspicio insights: error: cannot listen on 127.0.0.1:") and str(port) in err
+    assert (
+        err.startswith("perspicio insights: error: cannot listen on 127.0.0.1:")
+        and str(port) in err
+    )
 
 
 def example_visualizer() -> object:
@@ -97,12 +100,16 @@ def test_text_and_multimodal_demos_train_and_explain(kind: str) -> None:
     config = vis.get_insights_config()
     views = vis.visualize(method="IntegratedGradients", count=2, arguments={"n_steps": 8})
     assert len(views) == 2
-    correct = [m["correct"] for e in vis.visualize(method="Saliency", count=32) for m in e["models"]]
+    correct = [
+        m["correct"] for e in vis.visualize(method="Saliency", count=32) for m in e["models"]
+    ]
     assert sum(correct) >= 0.8 * len(correct)  # the model did learn
     features = views[0]["models"][0]["features"]
     if kind == "text":
         assert config["features"] == [{"name": "Review", "type": "text"}]
-        assert len(features[0]["base"]) == 8 and all(isinstance(t, str) for t in features[0]["base"])
+        assert len(features[0]["base"]) == 8 and all(
+            isinstance(t, str) for t in features[0]["base"]
+        )
         assert features[0]["contribution"] == pytest.approx(1.0)
     else:
         assert [f["type"] for f in features] == ["image", "general"]

@@ -103,7 +103,7 @@ def test_cancel_stops_the_work_within_a_forward_pass() -> None:
 def test_a_slow_job_asks_for_confirmation_first(monkeypatch: pytest.MonkeyPatch) -> None:
     from perspicio.insights import engine as engine_module
 
-    client, _, vis = _slow_client(0.0)
+    client, _, _vis = _slow_client(0.0)
     with client:
         monkeypatch.setattr(engine_module, "SLOW_SECONDS", 0.0)
         body = {"method": "FeatureAblation", "count": 2}
@@ -143,7 +143,7 @@ def test_watched_counts_rows_and_leaves_the_model_alone() -> None:
 
 def test_closing_a_widget_cancels_its_jobs() -> None:
     pytest.importorskip("anywidget")
-    client, model, vis = _slow_client(0.05)
+    _, _, vis = _slow_client(0.05)
     widget = vis.widget()
     responder = widget._perspicio_responder
     body = {"method": "ShapleyValueSampling", "arguments": {"n_samples": 500}, "confirm": True}
@@ -224,5 +224,3 @@ def test_job_threads_are_not_daemons() -> None:
     release.set()
     job.thread.join(5)
     assert job.state == "done"
-
-

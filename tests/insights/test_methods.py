@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 import pytest
+import torch
 
 from perspicio.insights.methods import REGISTRY, ArgSpec, ArgumentError, available_methods
 

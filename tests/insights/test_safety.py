@@ -110,9 +110,22 @@ def test_bind_all_warns(caplog: pytest.LogCaptureFixture) -> None:
         vis.stop()
 
 
+def _checker(op: Any, failures: list[str], statuses: set[int]) -> Any:
+    from hypothesis import HealthCheck, settings
+
+    @settings(max_examples=6, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    def check(case: Any) -> None:
+        response = case.call(headers={"X-Perspicio-Token": TOKEN})
+        statuses.add(response.status_code)
+        if response.status_code >= 500:
+            failures.append(f"{op.method} {op.path}: {response.status_code} {response.text}")
+
+    return check
+
+
 def test_fuzzing_finds_no_server_error() -> None:
     schemathesis = pytest.importorskip("schemathesis")
-    from hypothesis import HealthCheck, given, settings
+    from hypothesis import given
 
     from perspicio.insights.server import create_app
 
@@ -123,20 +136,7 @@ def test_fuzzing_finds_no_server_error() -> None:
     statuses: set[int] = set()
     for operation in schema.get_all_operations():
         op = operation.ok()
-
-        @settings(
-            max_examples=6,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )
-        def check(case: Any) -> None:
-            response = case.call(headers={"X-Perspicio-Token": TOKEN})
-            statuses.add(response.status_code)
-            if response.status_code >= 500:
-                failures.append(f"{op.method} {op.path}: {response.status_code} {response.text}")
-
-        given(case=op.as_strategy())(check)()
+        given(case=op.as_strategy())(_checker(op, failures, statuses))()
     vis.engine.jobs.cancel_all()
     assert failures == []
     assert len(list(schema.get_all_operations())) >= 7

@@ -106,9 +106,7 @@ def text_visualizer(n: int = 64, batch_size: int = 16, seed: int = 0) -> Attribu
                 visualization_transform=lambda row: [VOCAB[int(i)] for i in row],
             )
         ],
-        dataset=[
-            Batch(x, y) for x, y in zip(ids.split(batch_size), labels.split(batch_size))
-        ],
+        dataset=[Batch(x, y) for x, y in zip(ids.split(batch_size), labels.split(batch_size))],
         score_func=lambda out: out.softmax(-1),
     )
 
@@ -141,7 +139,9 @@ def _patients(n: int, gen: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
     return scans, records, (risk > 0).long()
 
 
-def multimodal_visualizer(n: int = 64, batch_size: int = 16, seed: int = 0) -> AttributionVisualizer:
+def multimodal_visualizer(
+    n: int = 64, batch_size: int = 16, seed: int = 0
+) -> AttributionVisualizer:
     """Risk from a scan (a spot in the upper half is bad) and a record (age, blood pressure).
 
     The record's ``weight`` does not enter the label: attributions to it should be small.

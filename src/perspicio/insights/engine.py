@@ -11,18 +11,16 @@ wait for theirs.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from perspicio.insights import schemas as s
 from perspicio.insights import plan
+from perspicio.insights import schemas as s
 from perspicio.insights.attribution import (
     MethodNotApplicable,
     method_kwargs,
@@ -38,32 +36,11 @@ from perspicio.insights.methods import (
     available_methods,
     tunnel_bases,
 )
+from perspicio.insights.schemas import json_safe
 from perspicio.insights.store import ExampleStore, InsightsError, Record, apply_transforms
 
 SCAN_LIMIT = 2048  # how far past the examples read so far a fetch may start
 SLOW_SECONDS = 60.0  # estimated job time above which the user is asked to confirm
-
-
-def json_safe(value: Any, depth: int = 0) -> Any:
-    """``value`` as strict JSON: non-finite floats become null, tensors and arrays lists.
-
-    A custom feature may return anything from ``visualize``; what JSON cannot hold is shown
-    as its ``str``.
-    """
-    if value is None or isinstance(value, str | bool | int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if depth > 32:
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): json_safe(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v, depth + 1) for v in value]
-    if isinstance(value, Tensor | np.ndarray | np.generic):
-        data = value.detach().cpu().tolist() if isinstance(value, Tensor) else value.tolist()
-        return json_safe(data, depth + 1)
-    return str(value)
 
 
 class Engine:
@@ -134,7 +111,9 @@ class Engine:
                 s.FeatureInfo(name=f.name, type=f.visualization_type()) for f in self.features
             ],
             methods=infos,
-            selected_method=DEFAULT_METHOD if DEFAULT_METHOD in usable else next(iter(usable), None),
+            selected_method=DEFAULT_METHOD
+            if DEFAULT_METHOD in usable
+            else next(iter(usable), None),
             use_label_for_attr=self.use_label_for_attr,
             scores="raw" if self.score_func is None else "scores",
         )
@@ -170,13 +149,17 @@ class Engine:
         if seconds > SLOW_SECONDS and not req.confirm:
             warning = (
                 f"{spec.name} needs about {rows:,} model evaluations per example and model; "
-                f"this may take about {_duration(seconds)}. Run it anyway, or choose fewer "
+                f"this may take about {plan.duration(seconds)}. Run it anyway, or choose fewer "
                 "samples, larger patches or a larger Occlusion window."
             )
-            return s.JobStarted(job=None, estimate_seconds=seconds, evaluations=rows, warning=warning)
+            return s.JobStarted(
+                job=None, estimate_seconds=seconds, evaluations=rows, warning=warning
+            )
         if isinstance(req, s.FetchRequest):
             fetch_req = req
-            job = self.jobs.start("fetch", lambda j: self.fetch_job(fetch_req, j).model_dump(), owner)
+            job = self.jobs.start(
+                "fetch", lambda j: self.fetch_job(fetch_req, j).model_dump(), owner
+            )
         else:
             re_req = req
             job = self.jobs.start(
@@ -404,7 +387,9 @@ class Engine:
             )
             reason = not_applicable(spec, self.models[m], inputs)
             if reason is not None:
-                raise MethodNotApplicable(f"{spec.name} cannot explain {self.model_names[m]}: {reason}")
+                raise MethodNotApplicable(
+                    f"{spec.name} cannot explain {self.model_names[m]}: {reason}"
+                )
             baselines = self._baselines(inputs)
             with self._model_locks[m]:
                 model = Watched(self.models[m], job)
@@ -456,12 +441,3 @@ class Engine:
                 )
             )
         return views
-
-
-def _duration(seconds: float) -> str:
-    """``seconds`` in words: "3 minutes", "2.5 hours"."""
-    if seconds < 90:
-        return f"{seconds:.0f} seconds"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} minutes"
-    return f"{seconds / 3600:.1f} hours"

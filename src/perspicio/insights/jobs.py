@@ -14,6 +14,7 @@ active exception"), which is what Ctrl-C during a long attribution used to do.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import secrets
 import threading
@@ -139,10 +140,8 @@ class JobManager:
                 manager.cancel_all()
 
         # threading's own exit hook runs before non-daemon threads are joined; atexit after
-        try:
+        with contextlib.suppress(RuntimeError):  # the interpreter is already shutting down
             (register or atexit.register)(cancel_at_exit)
-        except RuntimeError:  # the interpreter is already shutting down
-            pass
 
     def start(self, kind: str, work: Callable[[Job], Any], owner: str | None = None) -> Job:
         """Run ``work(job)`` in a new thread; its return value becomes the job's result."""
@@ -197,7 +196,9 @@ class JobManager:
         with self._lock:
             job = self._jobs.get(job_id)
         if job is None:
-            raise InsightsError(404, f"no job {job_id[:40]!r} (finished long ago, or never started)")
+            raise InsightsError(
+                404, f"no job {job_id[:40]!r} (finished long ago, or never started)"
+            )
         job.last_seen = max(job.last_seen, time.monotonic())
         return job
 

@@ -303,7 +303,12 @@ REGISTRY: dict[str, MethodSpec] = {
                     "of each side)",
                 ),
                 ArgSpec(
-                    "strides", "ints", None, 1, _INT_LIMIT, help="window step (empty: half a window)"
+                    "strides",
+                    "ints",
+                    None,
+                    1,
+                    _INT_LIMIT,
+                    help="window step (empty: half a window)",
                 ),
                 _ppe(),
             ),

@@ -145,9 +145,9 @@ def evaluations(name: str, args: dict[str, Any], inputs: Tensors, n_baselines: i
     if name in ("DeepLift", "DeepLiftShap"):
         return 2 * max(1, n_baselines if name == "DeepLiftShap" else 1)
     if name == "Occlusion":
-        windows = args.get("sliding_window_shapes")
-        strides = args.get("strides")
-        return 1 + sum(_windows(x, w, s) for x, w, s in zip(inputs, windows, strides))
+        windows = args["sliding_window_shapes"]
+        strides = args["strides"]
+        return 1 + sum(_windows(x, w, st) for x, w, st in zip(inputs, windows, strides))
     masks = args.get("feature_mask")
     if name == "FeatureAblation":
         return 1 + _n_features(inputs, masks)
@@ -160,3 +160,12 @@ def backward_factor(name: str) -> float:
     """How many forward passes' time one evaluation of ``name`` costs (a backward pass ~2)."""
     perturbation = {"FeatureAblation", "Occlusion", "Lime", "KernelShap", "ShapleyValueSampling"}
     return 1.0 if name in perturbation else 3.0
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` in words: "3 minutes", "2.5 hours"."""
+    if seconds < 90:
+        return f"{seconds:.0f} seconds"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds / 3600:.1f} hours"

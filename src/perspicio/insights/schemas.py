@@ -6,9 +6,12 @@ oversized request is refused with a 422 before any work is done.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from torch import Tensor
 
 MAX_COUNT = 32  # examples per fetch
 MAX_CLASSES_FILTER = 1000
@@ -194,3 +197,25 @@ class ErrorResponse(BaseModel):
 
     error: str
     detail: Any = None
+
+
+def json_safe(value: Any, depth: int = 0) -> Any:
+    """``value`` as strict JSON: non-finite floats become null, tensors and arrays lists.
+
+    A custom feature may return anything from ``visualize``; what JSON cannot hold is shown
+    as its ``str``.
+    """
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth > 32:
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): json_safe(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v, depth + 1) for v in value]
+    if isinstance(value, Tensor | np.ndarray | np.generic):
+        data = value.detach().cpu().tolist() if isinstance(value, Tensor) else value.tolist()
+        return json_safe(data, depth + 1)
+    return str(value)

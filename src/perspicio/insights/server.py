@@ -150,17 +150,20 @@ class Guard:
         self.allow_ip_hosts = allow_ip_hosts
         self.cookie = cookie
 
+    def _host_ok(self, host: str) -> bool:
+        allowed = self.allowed_hosts is None or host in self.allowed_hosts
+        return allowed or (self.allow_ip_hosts and _is_ip(host))
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
         host = host_name(headers.get(b"host", b"").decode("latin-1"))
-        if self.allowed_hosts is not None and host not in self.allowed_hosts:
-            if not (self.allow_ip_hosts and _is_ip(host)):
-                message = f"Host {host[:100]!r} is not allowed (protection against DNS rebinding)"
-                await _error(403, message)(scope, receive, send)
-                return
+        if self.allowed_hosts is not None and not self._host_ok(host):
+            message = f"Host {host[:100]!r} is not allowed (protection against DNS rebinding)"
+            await _error(403, message)(scope, receive, send)
+            return
         if self.token is None or scope["path"].startswith("/static/"):
             await self.app(scope, receive, send)
             return
@@ -342,7 +345,9 @@ class ServerHandle:
             sock.bind((self.host, self.port))
         except OSError as exc:
             sock.close()
-            raise OSError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}") from exc
+            raise OSError(
+                f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}"
+            ) from exc
         self._socket = sock
         self.port = sock.getsockname()[1]
         if self.host == "0.0.0.0":
