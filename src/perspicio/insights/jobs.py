@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from perspicio.insights.store import InsightsError
 
 MAX_KEPT = 64  # finished jobs remembered for their result
-ORPHAN_SECONDS = 30.0
+ORPHAN_SECONDS = 120.0  # background tabs may poll only once a minute
 
 
 class Cancelled(Exception):
@@ -124,7 +124,16 @@ class Watched(nn.Module):
 
 
 class JobManager:
-    """Starts, tracks and cancels jobs; cancels them all at interpreter exit."""
+    """Starts, tracks and cancels jobs; cancels them all at interpreter exit.
+
+    Example:
+        >>> from perspicio.insights.jobs import JobManager
+        >>> manager = JobManager()
+        >>> job = manager.start("answer", lambda job: 6 * 7)
+        >>> job.thread.join()
+        >>> job.state, job.result
+        ('done', 42)
+    """
 
     _counter = itertools.count()
 
