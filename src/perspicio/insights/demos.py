@@ -1,9 +1,9 @@
 """Demo explorers that train in place in seconds: a text model and an image + tabular model.
 
 ``perspicio insights --demo text`` and ``--demo multimodal`` serve them. Both are built from
-seeded synthetic data, so nothing is downloaded and the answers are known: in the text demo
-only the sentiment words matter, and in the multimodal demo the patient's ``weight`` is noise
-the model learns to ignore.
+seeded synthetic data, so nothing is downloaded and the truth is known: in the text demo only
+the sentiment words decide the label, and in the multimodal demo the patient's ``weight``
+does not enter it at all (how much the model still leans on it is for the explorer to show).
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def multimodal_visualizer(
 ) -> AttributionVisualizer:
     """Risk from a scan (a spot in the upper half is bad) and a record (age, blood pressure).
 
-    The record's ``weight`` does not enter the label: attributions to it should be small.
+    The record's ``weight`` does not enter the label.
     """
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)

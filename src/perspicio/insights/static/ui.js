@@ -522,7 +522,10 @@ export function mount(el, transport) {
     datalist.replaceChildren(...config.classes.map((c) => h("option", { value: c })));
     methodSelect.replaceChildren(...config.methods.map(methodOption));
     const blocked = config.methods.filter((m) => m.unavailable);
-    unavailableBox.replaceChildren(...blocked.map((m) => h("span", { class: "psp-unavailable-item", text: `${m.name}: ${m.unavailable}` })));
+    unavailableBox.replaceChildren(
+      ...(blocked.length ? [h("strong", { text: "Not available for these models:" })] : []),
+      ...blocked.map((m) => h("span", { class: "psp-unavailable-item", text: `${m.name}: ${m.unavailable}` })),
+    );
     const subtitle = `${config.models.join(" · ")} — ${config.classes.length} classes, ${config.features.length} feature(s)`;
     root.replaceChildren(
       h("header", { class: "psp-header" }, h("h1", { text: "perspicio insights" }), h("span", { class: "psp-subtitle", text: subtitle })),
