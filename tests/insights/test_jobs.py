@@ -224,3 +224,21 @@ def test_job_threads_are_not_daemons() -> None:
     release.set()
     job.thread.join(5)
     assert job.state == "done"
+
+
+def test_too_many_running_jobs_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from perspicio.insights import jobs
+    from perspicio.insights.store import InsightsError
+
+    monkeypatch.setattr(jobs, "MAX_RUNNING", 2)
+    manager = JobManager()
+    release = threading.Event()
+    started = [manager.start("wait", lambda job: release.wait(10)) for _ in range(2)]
+    with pytest.raises(InsightsError, match="2 jobs are running") as refused:
+        manager.start("wait", lambda job: None)
+    assert refused.value.status == 429
+    release.set()
+    for job in started:
+        assert job.thread is not None
+        job.thread.join(10)
+    assert manager.start("now", lambda job: 1).thread is not None

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from perspicio.insights.store import InsightsError
 
 MAX_KEPT = 64  # finished jobs remembered for their result
+MAX_RUNNING = 16  # background jobs at once; more are refused (each holds a thread)
 ORPHAN_SECONDS = 120.0  # background tabs may poll only once a minute
 
 
@@ -156,6 +157,11 @@ class JobManager:
         """Run ``work(job)`` in a new thread; its return value becomes the job's result."""
         job = Job(kind, owner)
         with self._lock:
+            running = sum(j.state == "running" for j in self._jobs.values())
+            if running >= MAX_RUNNING:
+                raise InsightsError(
+                    429, f"{running} jobs are running already; cancel one or wait for it to end"
+                )
             self._jobs[job.id] = job
             self._forget_old()
         job.thread = threading.Thread(
