@@ -113,7 +113,7 @@ def test_bind_all_warns(caplog: pytest.LogCaptureFixture) -> None:
 def _checker(op: Any, failures: list[str], statuses: set[int]) -> Any:
     from hypothesis import HealthCheck, settings
 
-    @settings(max_examples=6, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=5, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def check(case: Any) -> None:
         response = case.call(headers={"X-Perspicio-Token": TOKEN})
         statuses.add(response.status_code)

@@ -141,11 +141,11 @@ class Engine:
         spec, args = self.method(req.method, req.arguments)
         if isinstance(req, s.FetchRequest):
             self._check_start(req.start)
-            n_examples = req.count
+            n_runs = req.count * len(self.models)  # up to count examples, every model
         else:
             self._record_for(req)
-            n_examples = 1
-        seconds, rows = self.estimate(spec, args, n_examples)
+            n_runs = 1
+        seconds, rows = self.estimate(spec, args, n_runs)
         if seconds > SLOW_SECONDS and not req.confirm:
             warning = (
                 f"{spec.name} needs about {rows:,} model evaluations per example and model; "
@@ -175,8 +175,13 @@ class Engine:
         """Cancel a job; its status (``running`` until the work notices, then ``cancelled``)."""
         return s.JobStatus.model_validate(self.jobs.cancel(job_id).describe())
 
-    def estimate(self, spec: MethodSpec, args: dict, n_examples: int) -> tuple[float, int]:
-        """Estimated seconds for ``n_examples`` examples on every model, and rows per example."""
+    def estimate(self, spec: MethodSpec, args: dict, n_runs: int) -> tuple[float, int]:
+        """Estimated seconds for ``n_runs`` attributions (example x model), and rows per run.
+
+        Rows per run come from :func:`~perspicio.insights.plan.evaluations`; the time per row
+        is measured on the scoring passes so far (times about 3 where a backward pass is
+        needed).
+        """
         inputs = self._sample_inputs()
         if inputs is None:
             return 0.0, 1
@@ -190,7 +195,7 @@ class Engine:
             raise InsightsError(422, str(exc)) from exc
         seconds_per_row = self._timing[0] / max(1, self._timing[1])
         total = rows * seconds_per_row * plan.backward_factor(spec.name)
-        return total * n_examples * len(self.models), rows
+        return total * n_runs, rows
 
     def fetch_job(self, req: s.FetchRequest, job: Job) -> s.FetchResponse:
         """:meth:`fetch`, reporting to ``job``: scanning first, then one step per example."""
