@@ -374,3 +374,31 @@ def test_cancel_stale_results_warnings_and_readable_arguments(page: Any, monkeyp
         assert [p for p in problems if "500" not in p] == []
     finally:
         vis.stop()
+
+
+def test_raw_outputs_are_drawn_relative_to_the_largest(page: Any) -> None:
+    from perspicio.insights.features import GeneralFeature
+    from perspicio.insights.widget import Responder, widget_class
+
+    model = nn.Linear(3, 3)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.copy_(torch.tensor([4.0, -2.0, 1.0]))  # logits, not probabilities
+    vis = AttributionVisualizer(
+        model, ["a", "b", "c"], [GeneralFeature("x", "pqr")], [Batch(torch.rand(2, 3), None)]
+    )
+    responder = Responder(vis.engine, send=lambda reply: None)
+    page.expose_function("pySend", responder.answer)
+    page.set_content("<!doctype html><html><body><div id='cell'></div></body></html>")
+    page.add_style_tag(content=str(widget_class()._css))
+    page.evaluate(STAND_IN_MODEL, [str(widget_class()._esm), "900px"])
+    page.wait_for_selector("select.psp-method option[value='Saliency']", state="attached")
+    page.select_option("select.psp-method", "Saliency")
+    page.click("button.psp-fetch")
+    page.wait_for_selector(".psp-example >> nth=1")
+    fills = page.locator(".psp-model").first.locator(".psp-pred-fill")
+    widths = [f.evaluate("e => parseFloat(e.style.width)") for f in fills.all()]
+    assert widths == [100.0, 25.0, 50.0]  # 4, 1, -2 (sorted): |score| over the largest
+    assert "is-neg" in (fills.nth(2).get_attribute("class") or "")
+    assert "Model outputs" in page.locator(".psp-model .psp-section-title").first.inner_text()
+    assert page.problems == []
