@@ -400,5 +400,5 @@ def test_raw_outputs_are_drawn_relative_to_the_largest(page: Any) -> None:
     widths = [f.evaluate("e => parseFloat(e.style.width)") for f in fills.all()]
     assert widths == [100.0, 25.0, 50.0]  # 4, 1, -2 (sorted): |score| over the largest
     assert "is-neg" in (fills.nth(2).get_attribute("class") or "")
-    assert "Model outputs" in page.locator(".psp-model .psp-section-title").first.inner_text()
+    assert "Model outputs" in page.locator(".psp-model .psp-section-title").first.text_content()
     assert page.problems == []
