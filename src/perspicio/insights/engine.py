@@ -182,31 +182,36 @@ class Engine:
         is measured on the scoring passes so far (times about 3 where a backward pass is
         needed).
         """
+        rows = self._rows(spec, args)
+        seconds_per_row = self._timing[0] / max(1, self._timing[1])
+        total = rows * seconds_per_row * plan.backward_factor(spec.name)
+        return total * n_runs, rows
+
+    def _rows(self, spec: MethodSpec, args: dict) -> int:
+        """Model inputs one attribution evaluates, for an example like the first."""
         inputs = self._sample_inputs()
         if inputs is None:
-            return 0.0, 1
+            return 1
         try:
             kwargs = method_kwargs(spec, args, inputs)
             if spec.kind == "tunnel":
                 kwargs["base"] = args["base"]
             n_baselines = max([len(f.baseline_transforms) for f in self.features] + [1])
-            rows = plan.evaluations(spec.name, kwargs, inputs, n_baselines)
+            return plan.evaluations(spec.name, kwargs, inputs, n_baselines)
         except (ArgumentError, MethodNotApplicable) as exc:
             raise InsightsError(422, str(exc)) from exc
-        seconds_per_row = self._timing[0] / max(1, self._timing[1])
-        total = rows * seconds_per_row * plan.backward_factor(spec.name)
-        return total * n_runs, rows
 
     def fetch_job(self, req: s.FetchRequest, job: Job) -> s.FetchResponse:
         """:meth:`fetch`, reporting to ``job``: scanning first, then one step per example."""
         spec, args = self.method(req.method, req.arguments)
+        job.rows_hint = self._rows(spec, args)
         wanted = self._class_filter(req.classes)
         self._check_start(req.start)
         found: list[Record] = []
         position = req.start
         while len(found) < req.count:
             if (position - req.start) % 64 == 0:
-                job.step(0.0, 0.05, f"scanning the dataset: example {position}")
+                job.step(0.0, 0.05, f"scanning the dataset: example {position}", 1)
             record = self.store.get(position)
             if record is None:
                 break
@@ -229,6 +234,7 @@ class Engine:
         """:meth:`reattribute`, reporting to ``job``."""
         spec, args = self.method(req.method, req.arguments)
         record = self._record_for(req)
+        job.rows_hint = self._rows(spec, args)
         job.step(0.0, 1.0, f"attributing example {record.index}")
         view = self._model_view(record, req.model, req.target, spec, args, req.top_k, job)
         return s.ReattributeResponse(example=record.index, view=view)

@@ -64,6 +64,7 @@ class Job:
         self._steps = (0.0, 1.0)  # the share of the progress bar the current step fills
         self._rows = 0
         self._expected_rows = 1
+        self.rows_hint = 1  # model inputs one attribution step is expected to evaluate
 
     def cancel(self) -> None:
         """Ask the work to stop at its next check."""
@@ -76,11 +77,17 @@ class Job:
         if self.cancel_event.is_set():
             raise Cancelled
 
-    def step(self, start: float, end: float, message: str, expected_rows: int = 1) -> None:
-        """Begin a step filling progress ``start..end``, expecting ``expected_rows`` inputs."""
+    def step(
+        self, start: float, end: float, message: str, expected_rows: int | None = None
+    ) -> None:
+        """Begin a step filling progress ``start..end``, expecting ``expected_rows`` inputs.
+
+        ``None`` expects :attr:`rows_hint` rows.
+        """
         self.check()
         self._steps = (start, end)
-        self._rows, self._expected_rows = 0, max(1, expected_rows)
+        self._rows = 0
+        self._expected_rows = max(1, self.rows_hint if expected_rows is None else expected_rows)
         self.progress, self.message = start, message
 
     def count_rows(self, rows: int) -> None:
