@@ -72,7 +72,7 @@ class Engine:
         self.store = ExampleStore(dataset, self.features, self._score_batch)
         self._model_locks = [threading.Lock() for _ in self.models]
         self.jobs = JobManager()
-        self._timing = [0.0, 0]  # seconds and rows of the scoring passes so far
+        self._row_seconds: float | None = None  # measured time of one model input
         names = [type(m).__name__ for m in self.models]
         self.model_names = [
             f"{n} #{i + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)
@@ -179,13 +179,45 @@ class Engine:
         """Estimated seconds for ``n_runs`` attributions (example x model), and rows per run.
 
         Rows per run come from :func:`~perspicio.insights.plan.evaluations`; the time per row
-        is measured on the scoring passes so far (times about 3 where a backward pass is
-        needed).
+        is measured once on the first example (times about 3 where a backward pass is needed).
         """
         rows = self._rows(spec, args)
-        seconds_per_row = self._timing[0] / max(1, self._timing[1])
-        total = rows * seconds_per_row * plan.backward_factor(spec.name)
+        total = rows * self._seconds_per_row() * plan.backward_factor(spec.name)
         return total * n_runs, rows
+
+    def _seconds_per_row(self, rows: int = 32) -> float:
+        """Seconds one model input takes through a model (averaged over the models).
+
+        Timed on the first example repeated ``rows`` times: the faster of two passes after an
+        untimed warm-up (the first pass of a model pays for one-off set-up). 0 when it cannot
+        be measured.
+        """
+        if self._row_seconds is None:
+            record, inputs = self.store.get(0), self._sample_inputs()
+            if record is None or inputs is None:
+                return 0.0
+            batch = tuple(x.repeat(rows, *[1] * (x.dim() - 1)) for x in inputs)
+            extra = tuple(
+                a.repeat(rows, *[1] * (a.dim() - 1))
+                if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == 1
+                else a
+                for a in record.extra or ()
+            )
+            total = 0.0
+            try:
+                for model, lock in zip(self.models, self._model_locks):
+                    with lock, torch.no_grad():
+                        model(*batch, *extra)
+                        times = []
+                        for _ in range(2):
+                            began = time.perf_counter()
+                            model(*batch, *extra)
+                            times.append(time.perf_counter() - began)
+                        total += min(times)
+            except Exception:  # the model refuses a batch: fetch will report why
+                return 0.0
+            self._row_seconds = total / rows / len(self.models)
+        return self._row_seconds
 
     def _rows(self, spec: MethodSpec, args: dict) -> int:
         """Model inputs one attribution evaluates, for an example like the first."""
@@ -331,10 +363,7 @@ class Engine:
         out = []
         for model, lock in zip(self.models, self._model_locks):
             with lock:
-                began = time.perf_counter()
                 raw = model(*inputs, *(extra or ()))
-                self._timing[0] += time.perf_counter() - began
-                self._timing[1] += int(inputs[0].shape[0]) if inputs and inputs[0].dim() else 1
             scores = self.score_func(raw) if self.score_func is not None else raw
             if not isinstance(scores, Tensor) or scores.dim() != 2:
                 shape = tuple(scores.shape) if isinstance(scores, Tensor) else type(scores)
