@@ -176,8 +176,13 @@ body = {"method": "FeatureAblation", "count": 2, "confirm": True,
         "arguments": {"feature_grouping": "pixels", "perturbations_per_eval": 1}}
 http = httpx.Client(trust_env=False, headers={"X-Perspicio-Token": token})
 job = http.post(base + "api/jobs/fetch", json=body).json()["job"]
-while http.get(base + "api/jobs/" + job).json()["progress"] < 0.06:
+deadline = time.monotonic() + 60
+status = http.get(base + "api/jobs/" + job).json()
+while status["progress"] < 0.06 and status["state"] == "running" and time.monotonic() < deadline:
     time.sleep(0.02)
+    status = http.get(base + "api/jobs/" + job).json()
+if status["state"] != "running":
+    print("NOT RUNNING", status, flush=True)
 try:
     print("RUNNING", flush=True)
     while vis.url is not None:
