@@ -1,4 +1,5 @@
-"""The ``perspicio`` command line: ``perspicio insights --demo``, ``perspicio explain ...``."""
+"""The ``perspicio`` command line: ``perspicio insights --demo [digits|text|multimodal]``,
+``perspicio explain ...``."""
 
 from __future__ import annotations
 
@@ -13,16 +14,10 @@ def build_parser() -> argparse.ArgumentParser:
     insights = commands.add_parser(
         "insights", help="the interactive attribution explorer (web app)"
     )
-    insights.add_argument(
-        "--demo", action="store_true", help="explore the digits CNN (trains in seconds, cached)"
-    )
-    insights.add_argument("--port", type=int, default=None, help="port (default: a free one)")
-    insights.add_argument(
-        "--bind-all", action="store_true", help="listen on all interfaces, not only 127.0.0.1"
-    )
-    insights.add_argument("--debug", action="store_true", help="log every request")
+    from perspicio.insights.example import add_arguments
     from perspicio.result.command import add_parser as add_explain
 
+    add_arguments(insights)
     add_explain(commands)
     return parser
 
@@ -37,10 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "insights: only --demo can be served from the command line; for your own model "
                 "build an AttributionVisualizer in Python and call .serve()"
             )
-        from perspicio.insights.example import run_demo
+        from perspicio.insights.example import serve_demo
 
-        run_demo(args.port, args.bind_all, args.debug)
-        return 0
+        return serve_demo(args, "perspicio insights")
     if args.command == "explain":
         from perspicio._core.validate import ArgumentError
         from perspicio.result.command import run

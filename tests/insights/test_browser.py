@@ -7,11 +7,14 @@ Screenshots are saved under the test's tmp dir (``insights-1280x800.png``,
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
+from torch import Tensor, nn
 
 from perspicio.insights import AttributionVisualizer, Batch
 from perspicio.insights.features import ImageFeature
@@ -204,4 +207,198 @@ def test_widget_module_renders_in_a_narrow_notebook_cell(page: Any, tmp_path: Pa
     page.screenshot(path=str(tmp_path / "insights-widget.png"), full_page=False)
     page.evaluate("window.__cleanup()")
     assert page.locator(".psp-root").count() == 0
+    assert page.problems == []
+
+
+class _Sleepy(nn.Module):
+    """The test ConvNet, slowed down in every forward pass so that a job can be cancelled."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        from perspicio.testing.models import ConvNet
+
+        self.net = ConvNet(seed=3).eval()
+        self.delay = delay
+
+    def forward(self, x: Tensor) -> Tensor:
+        time.sleep(self.delay)
+        return self.net(x)
+
+
+def _sleepy_explorer(delay: float = 0.0) -> AttributionVisualizer:
+    from .conftest import image_dataset
+
+    return AttributionVisualizer(
+        _Sleepy(delay),
+        [f"digit {d}" for d in range(10)],
+        [ImageFeature("Photo", [torch.zeros_like], [])],
+        image_dataset(40, batch=8),
+        score_func=lambda out: out.softmax(-1),
+    )
+
+
+def _indices(page: Any) -> list[int]:
+    return [int(e.get_attribute("data-example")) for e in page.locator(".psp-example").all()]
+
+
+def _fetch(page: Any) -> None:
+    """Press Fetch and wait until the results were replaced (success or failure)."""
+    page.evaluate(
+        "for (const c of document.querySelector('.psp-results').children) c.dataset.old = 1"
+    )
+    page.click("button.psp-fetch")
+    page.wait_for_function(
+        "() => !document.querySelector('.psp-results > [data-old]') && "
+        "!document.querySelector('button.psp-fetch').disabled"
+    )
+
+
+def test_token_paging_filters_top_k_and_the_cards_method(page: Any) -> None:
+    vis = _sleepy_explorer()
+    url = vis.serve()
+    try:
+        refused = page.goto(url.split("?")[0])
+        assert refused is not None and refused.status == 403
+        assert "token" in page.content()
+        page.goto(url)
+        page.wait_for_selector("select.psp-method option[value='Saliency']", state="attached")
+        page.select_option("select.psp-method", "Saliency")
+        page.fill("input.psp-top-k", "5")
+        _fetch(page)
+        assert _indices(page) == [0, 1, 2, 3]
+        assert page.locator(".psp-model").first.locator(".psp-pred").count() == 5
+        assert page.is_disabled("button.psp-prev")
+        page.click("button.psp-next")
+        page.wait_for_selector(".psp-example[data-example='4']")
+        assert _indices(page) == [4, 5, 6, 7]
+        page.click("button.psp-prev")
+        page.wait_for_selector(".psp-example[data-example='0']")
+        assert _indices(page) == [0, 1, 2, 3] and page.is_disabled("button.psp-prev")
+
+        page.click(".psp-segmented button[data-value='incorrect']")  # a filter change
+        assert page.is_disabled("button.psp-next") and page.is_disabled("button.psp-prev")
+        page.select_option("select.psp-page-size", "2")
+        _fetch(page)
+        first = _indices(page)
+        assert len(first) == 2 and page.is_disabled("button.psp-prev")
+        page.click("button.psp-next")
+        page.wait_for_function(
+            "(last) => Number(document.querySelector('.psp-example').dataset.example) > last",
+            arg=first[1],
+        )
+        page.click(".psp-segmented button[data-value='all']")
+        _fetch(page)
+        assert _indices(page) == [0, 1]  # paging restarted from the first example
+
+        page.select_option("select.psp-method", "IntegratedGradients")  # not yet fetched
+        section = page.locator(".psp-model").first
+        other = section.locator(".psp-pred:not(.is-target)").first
+        target = other.get_attribute("data-class")
+        other.click()
+        page.wait_for_selector(
+            f".psp-model[data-model='0'] .psp-pred.is-target[data-class='{target}']"
+        )
+        assert (
+            "with Saliency" in page.locator(".psp-model").first.locator(".psp-target").inner_text()
+        )
+        assert [p for p in page.problems if "403" not in p] == []  # only the refused first visit
+    finally:
+        vis.stop()
+
+
+def test_cancel_stale_results_warnings_and_readable_arguments(page: Any, monkeypatch: Any) -> None:
+    from perspicio.insights import engine as engine_module
+
+    vis = _sleepy_explorer(delay=0.02)
+    url = vis.serve()
+    try:
+        page.goto(url)
+        page.wait_for_selector("select.psp-method option[value='Saliency']", state="attached")
+        page.select_option("select.psp-method", "Saliency")
+        _fetch(page)
+        assert len(_indices(page)) == 4
+
+        # a failing fetch leaves no stale results behind
+        page.route("**/api/jobs/fetch", lambda r: r.fulfill(status=500, body='{"error": "boom"}'))
+        _fetch(page)
+        assert page.locator(".psp-example").count() == 0
+        assert page.locator(".psp-error").inner_text() == "boom"
+        assert page.is_disabled("button.psp-next")
+        page.unroute("**/api/jobs/fetch")
+
+        # arguments are checked in the page, in words
+        page.select_option("select.psp-method", "IntegratedGradients")
+        page.fill("input[data-arg='n_steps']", "2.5")
+        page.click("button.psp-fetch")
+        assert page.locator(".psp-error").inner_text() == 'n_steps: "2.5" is not a whole number.'
+        assert page.get_attribute("input[data-arg='n_steps']", "aria-invalid") == "true"
+
+        # a long job: progress, then Cancel stops it on the server
+        page.select_option("select.psp-method", "ShapleyValueSampling")
+        page.fill("input[data-arg='n_samples']", "5000")
+        page.fill("input[data-arg='perturbations_per_eval']", "1")
+        monkeypatch.setattr(engine_module, "SLOW_SECONDS", 1e9)
+        page.click("button.psp-fetch")
+        page.wait_for_selector("button.psp-cancel:not([hidden])")
+        page.wait_for_function("() => document.querySelector('.psp-progress').value > 0.05")
+        page.click("button.psp-cancel")
+        page.wait_for_selector(".psp-status:text-is('Cancelled.')")
+        assert vis.engine.jobs.running == []
+
+        # a job estimated to take minutes asks first
+        monkeypatch.setattr(engine_module, "SLOW_SECONDS", 0.0)
+        page.select_option("select.psp-method", "Saliency")
+        page.click("button.psp-fetch")
+        page.wait_for_selector(".psp-warning:not([hidden])")
+        assert "Run it anyway" in page.locator(".psp-warning").inner_text()
+        assert page.locator(".psp-example").count() == 0
+        _fetch_confirmed = page.locator("button.psp-confirm")
+        _fetch_confirmed.click()
+        page.wait_for_selector(".psp-example >> nth=3")
+
+        # closing the page cancels its job
+        monkeypatch.setattr(engine_module, "SLOW_SECONDS", 1e9)
+        page.select_option("select.psp-method", "ShapleyValueSampling")
+        page.fill("input[data-arg='n_samples']", "5000")
+        page.fill("input[data-arg='perturbations_per_eval']", "1")
+        page.click("button.psp-fetch")
+        page.wait_for_selector("button.psp-cancel:not([hidden])")
+        assert vis.engine.jobs.running
+        problems = list(page.problems)
+        page.goto("about:blank")
+        for _ in range(200):
+            if not vis.engine.jobs.running:
+                break
+            time.sleep(0.05)
+        assert vis.engine.jobs.running == []
+        assert [p for p in problems if "500" not in p] == []
+    finally:
+        vis.stop()
+
+
+def test_raw_outputs_are_drawn_relative_to_the_largest(page: Any) -> None:
+    from perspicio.insights.features import GeneralFeature
+    from perspicio.insights.widget import Responder, widget_class
+
+    model = nn.Linear(3, 3)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.copy_(torch.tensor([4.0, -2.0, 1.0]))  # logits, not probabilities
+    vis = AttributionVisualizer(
+        model, ["a", "b", "c"], [GeneralFeature("x", "pqr")], [Batch(torch.rand(2, 3), None)]
+    )
+    responder = Responder(vis.engine, send=lambda reply: None)
+    page.expose_function("pySend", responder.answer)
+    page.set_content("<!doctype html><html><body><div id='cell'></div></body></html>")
+    page.add_style_tag(content=str(widget_class()._css))
+    page.evaluate(STAND_IN_MODEL, [str(widget_class()._esm), "900px"])
+    page.wait_for_selector("select.psp-method option[value='Saliency']", state="attached")
+    page.select_option("select.psp-method", "Saliency")
+    page.click("button.psp-fetch")
+    page.wait_for_selector(".psp-example >> nth=1")
+    fills = page.locator(".psp-model").first.locator(".psp-pred-fill")
+    widths = [f.evaluate("e => parseFloat(e.style.width)") for f in fills.all()]
+    assert widths == [100.0, 25.0, 50.0]  # 4, 1, -2 (sorted): |score| over the largest
+    assert "is-neg" in (fills.nth(2).get_attribute("class") or "")
+    assert "Model outputs" in page.locator(".psp-model .psp-section-title").first.text_content()
     assert page.problems == []

@@ -167,6 +167,7 @@ def test_import_without_the_web_stack() -> None:
         "for name in ('fastapi', 'uvicorn', 'anywidget', 'pydantic', 'starlette', 'ipywidgets'):\n"
         "    sys.modules[name] = None\n"
         "import torch, perspicio, perspicio.insights as ins\n"
+        "import perspicio.insights.demos, perspicio.insights.jobs, perspicio.insights.plan\n"
         "from perspicio.insights.features import ImageFeature\n"
         "v = ins.AttributionVisualizer(torch.nn.Linear(2, 2), ['a', 'b'],"
         " [ImageFeature('x', None, None)], [])\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import torch
 
 from perspicio.insights.methods import REGISTRY, ArgSpec, ArgumentError, available_methods
 
@@ -136,3 +137,75 @@ def test_a_broken_baseline_transform_is_a_422() -> None:
     with TestClient(create_app(vis.engine)) as c:
         response = c.post("/api/fetch", json={"method": "IntegratedGradients"})
     assert response.status_code == 422 and "failed" in response.json()["error"]
+
+
+class _TokenModel(torch.nn.Module):
+    """Takes token ids ``(N, T)`` directly: no input transform embeds them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedding = torch.nn.Embedding(10, 4)
+        self.linear = torch.nn.Linear(4, 2)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.embedding(ids).mean(1))
+
+
+def _config_and_client(model: torch.nn.Module, feature: Any, x: torch.Tensor) -> tuple[Any, Any]:
+    from fastapi.testclient import TestClient
+
+    from perspicio.insights import AttributionVisualizer, Batch
+    from perspicio.insights.server import create_app
+
+    vis = AttributionVisualizer(model, ["a", "b"], [feature], [Batch(x, torch.tensor([0, 1]))])
+    methods = {m["name"]: m for m in vis.engine.config().model_dump()["methods"]}
+    return methods, TestClient(create_app(vis.engine))
+
+
+def test_gradient_methods_are_not_offered_on_token_ids() -> None:
+    from perspicio.insights.features import TextFeature
+
+    feature = TextFeature("text", None, None, None)
+    ids = torch.randint(0, 10, (2, 5))
+    methods, client = _config_and_client(_TokenModel(), feature, ids)
+    for name in ("Saliency", "IntegratedGradients", "DeepLift"):
+        assert "integer tensor" in methods[name]["unavailable"]
+    for name in ("FeatureAblation", "Occlusion"):
+        assert methods[name]["unavailable"] is None
+    with client:
+        refused = client.post("/api/fetch", json={"method": "Saliency"})
+        assert refused.status_code == 422 and "input transform" in refused.json()["error"]
+        ok = client.post("/api/fetch", json={"method": "FeatureAblation", "count": 1})
+        assert ok.status_code == 200, ok.text
+
+
+def test_grad_cam_needs_a_convolution_and_lrp_a_rule() -> None:
+    from perspicio.insights.features import GeneralFeature
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4), torch.nn.Linear(4, 2))
+    methods, client = _config_and_client(model, GeneralFeature("x", "pqr"), torch.rand(2, 3))
+    assert "convolution" in methods["LayerGradCam"]["unavailable"]
+    assert "convolution" in methods["GuidedGradCam"]["unavailable"]
+    if "LRP" in methods:
+        assert "LayerNorm" in methods["LRP"]["unavailable"]
+    assert methods["Saliency"]["unavailable"] is None
+    with client:
+        refused = client.post("/api/fetch", json={"method": "LayerGradCam"})
+        assert refused.status_code == 422 and "convolution" in refused.json()["error"]
+
+
+@pytest.mark.parametrize("name", ["FeatureAblation", "Lime", "KernelShap", "Occlusion"])
+def test_perturbation_methods_group_a_large_image(name: str) -> None:
+    from perspicio.insights.features import ImageFeature
+
+    if name not in available_methods():
+        pytest.skip(f"{name} is not in perspicio.attr yet")
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 5, stride=4), torch.nn.Flatten())
+    model.append(torch.nn.LazyLinear(2))
+    x = torch.rand(2, 3, 64, 64)
+    model(x)
+    _, client = _config_and_client(model, ImageFeature("img", None, None), x)
+    with client:
+        started = client.post("/api/jobs/fetch", json={"method": name, "count": 1}).json()
+        assert started["job"] is not None
+        assert started["evaluations"] <= 300  # not one per pixel (12,289)

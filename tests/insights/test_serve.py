@@ -40,14 +40,15 @@ def test_serve_binds_localhost_on_a_free_port_and_stops(http: Any) -> None:
     vis = image_visualizer(n_models=1, n=8)
     url = vis.serve()
     try:
-        assert vis.url == url
-        assert url.startswith("http://127.0.0.1:") and url.endswith("/")
-        port = int(url.rsplit(":", 1)[1].strip("/"))
+        assert vis.url == url and vis.token is not None
+        assert url.startswith("http://127.0.0.1:") and url.endswith(f"/?token={vis.token}")
+        base = url.split("?")[0]
+        port = int(base.rsplit(":", 1)[1].strip("/"))
         assert vis._server is not None and vis._server._socket is not None
         assert vis._server._socket.getsockname() == ("127.0.0.1", port)
         assert vis.serve() == url  # already running: same server
         assert "perspicio insights" in http.get(url).text
-        body = http.post(url + "api/fetch", json={"method": "Saliency", "count": 2})
+        body = http.post(base + "api/fetch", json={"method": "Saliency", "count": 2})
         assert body.status_code == 200 and len(body.json()["examples"]) == 2
     finally:
         vis.stop()
@@ -64,8 +65,9 @@ def test_serve_on_a_given_port_and_bind_all(http: Any) -> None:
     vis.serve(port=port, bind_all=True)
     try:
         assert vis._server is not None and vis._server.host == "0.0.0.0"
-        assert vis.url is not None and vis.url.endswith(f":{port}/")
-        assert http.get(f"http://127.0.0.1:{port}/api/config").status_code == 200
+        assert vis.url is not None and f":{port}/?token=" in vis.url
+        headers = {"X-Perspicio-Token": str(vis.token)}
+        assert http.get(f"http://127.0.0.1:{port}/api/config", headers=headers).status_code == 200
     finally:
         vis.stop()
 
@@ -99,7 +101,9 @@ def test_server_answers_while_an_attribution_computes(http: Any) -> None:
     model = _Gate()
     data = [Batch(torch.rand(4, 3), torch.tensor([0, 1, 0, 1]))]
     vis = AttributionVisualizer(model, ["a", "b"], [GeneralFeature("x", ["p", "q", "r"])], data)
-    url = vis.serve()
+    vis.serve()
+    url = f"http://127.0.0.1:{vis._server.port}/" if vis._server else ""
+    http.headers["X-Perspicio-Token"] = str(vis.token)
     try:
         with ThreadPoolExecutor(1) as pool:
             slow = pool.submit(http.post, url + "api/fetch", json={"method": "Saliency"})

@@ -200,24 +200,58 @@ def test_method_that_cannot_apply_is_a_422(multimodal_client: Any) -> None:
     assert "image-like input" in error
 
 
-def test_broken_dataset_is_reported_not_crashed() -> None:
+def test_a_dataset_that_raises_is_reported_with_every_answer() -> None:
+    import torch
     from fastapi.testclient import TestClient
 
-    from perspicio.insights import AttributionVisualizer
+    from perspicio.insights import AttributionVisualizer, Batch
     from perspicio.insights.features import GeneralFeature
     from perspicio.insights.server import create_app
 
     def batches() -> Any:
+        yield Batch(torch.rand(4, 3), torch.tensor([0, 1, 0, 1]))
         raise RuntimeError("disk on fire")
-        yield
-
-    import torch
 
     vis = AttributionVisualizer(
         torch.nn.Linear(3, 2), ["a", "b"], [GeneralFeature("x", "abc")], batches()
     )
     with TestClient(create_app(vis.engine)) as c:
-        assert "disk on fire" in _error(c.post("/api/fetch", json={"method": "Saliency"}), 422)
+        for _ in range(2):  # the error is not forgotten once the generator has died
+            body = c.post("/api/fetch", json={"method": "Saliency", "count": 8}).json()
+            assert [e["index"] for e in body["examples"]] == [0, 1, 2, 3]
+            assert body["next_start"] is None
+            assert "after 4 examples" in body["dataset_error"]
+            assert "disk on fire" in body["dataset_error"]
+
+
+def test_405_keeps_its_allow_header(client: Any) -> None:
+    response = client.get("/api/fetch")
+    _error(response, 405)
+    assert response.headers["allow"] == "POST"
+
+
+def test_no_match_is_said_only_after_the_whole_dataset(client: Any) -> None:
+    import torch
+    from fastapi.testclient import TestClient
+
+    from perspicio.insights import AttributionVisualizer, Batch
+    from perspicio.insights.features import GeneralFeature
+    from perspicio.insights.server import create_app
+
+    n = 3000  # more than one request used to scan (2,048)
+    labels = torch.zeros(n, dtype=torch.long)
+    labels[2900] = 2
+    model = torch.nn.Linear(3, 3)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.copy_(torch.tensor([1.0, 0.0, 0.0]))  # always predicts class 0
+    data = [Batch(torch.rand(500, 3), labels[i : i + 500]) for i in range(0, n, 500)]
+    vis = AttributionVisualizer(model, ["a", "b", "c"], [GeneralFeature("x", "pqr")], data)
+    with TestClient(create_app(vis.engine)) as c:
+        body = c.post("/api/fetch", json={"method": "Saliency", "classes": ["c"]}).json()
+        assert [e["index"] for e in body["examples"]] == [2900]
+        body = c.post("/api/fetch", json={"method": "Saliency", "classes": ["b"]}).json()
+        assert body["examples"] == [] and body["next_start"] is None and body["scanned"] == n
 
 
 def test_non_finite_numbers_and_custom_payloads_stay_valid_json() -> None:

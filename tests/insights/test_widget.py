@@ -79,3 +79,42 @@ def test_foreign_messages_are_ignored(widget: Any) -> None:
     responder = widget._perspicio_responder
     assert responder(widget, {"something": "else"}) is None
     assert responder(widget, "text") is None
+
+
+def test_widget_jobs_start_report_and_cancel(widget: Any) -> None:
+    import time
+
+    body = {"method": "Saliency", "count": 2}
+    started = _roundtrip(widget, {"id": 8, "route": "job_fetch", "body": body})
+    assert started["ok"] and started["body"]["job"]
+    job = started["body"]["job"]
+    for _ in range(1000):
+        status = _roundtrip(widget, {"id": 9, "route": "job_status", "body": {"job": job}})
+        if status["body"]["state"] != "running":
+            break
+        time.sleep(0.01)
+    assert status["body"]["state"] == "done"
+    assert [e["index"] for e in status["body"]["result"]["examples"]] == [0, 1]
+    cancelled = _roundtrip(widget, {"id": 10, "route": "job_cancel", "body": {"job": job}})
+    assert cancelled["body"]["state"] == "done"  # a finished job stays finished
+    for content, code in [
+        ({"id": 11, "route": "job_status", "body": {"job": "nope"}}, 404),
+        ({"id": 12, "route": "job_status", "body": {"job": 5}}, 422),
+        ({"id": 13, "route": "job_cancel", "body": None}, 422),
+    ]:
+        reply = _roundtrip(widget, content)
+        assert reply["ok"] is False and reply["status"] == code
+
+
+def test_raw_outputs_are_flagged_for_the_bars() -> None:
+    import torch
+
+    from perspicio.insights import AttributionVisualizer, Batch
+    from perspicio.insights.features import GeneralFeature
+
+    data = [Batch(torch.rand(2, 3), torch.tensor([0, 1]))]
+    vis = AttributionVisualizer(
+        torch.nn.Linear(3, 2), ["a", "b"], [GeneralFeature("x", "pqr")], data
+    )
+    assert vis.engine.config().scores == "raw"
+    assert image_visualizer(1, 4).engine.config().scores == "scores"

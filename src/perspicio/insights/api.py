@@ -155,14 +155,20 @@ class AttributionVisualizer:
         port: int | None = None,
         bind_all: bool = False,
     ) -> str:
-        """Start the web app and return its URL.
+        """Start the web app and return its URL, which carries the session token.
+
+        As in Jupyter, the server answers only requests that carry the token (the URL's
+        ``?token=...``, a cookie set when that URL is opened, or an ``X-Perspicio-Token``
+        header) and whose ``Host`` is this machine, so other web pages open in the same
+        browser cannot use it.
 
         Args:
             blocking: Serve in this thread until interrupted (Ctrl-C) instead of in the
                 background.
             debug: Log every request and keep tracebacks in the log.
             port: The port; a free one is chosen when ``None``.
-            bind_all: Listen on every interface instead of 127.0.0.1 only.
+            bind_all: Listen on every interface instead of 127.0.0.1 only (a warning is
+                logged: the token is then all that protects the models).
         """
         from perspicio.insights.server import ServerHandle
 
@@ -182,8 +188,13 @@ class AttributionVisualizer:
 
     @property
     def url(self) -> str | None:
-        """The URL of the running web app, or ``None``."""
+        """The URL of the running web app (with its token), or ``None``."""
         return self._server.url if self._server is not None and self._server.running else None
+
+    @property
+    def token(self) -> str | None:
+        """The running web app's session token, or ``None``."""
+        return self._server.token if self._server is not None and self._server.running else None
 
     def widget(self) -> Any:
         """The notebook widget (an anywidget), without displaying it."""

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from perspicio.insights.methods import REGISTRY, ArgumentError, MethodSpec, resolve_class
+from perspicio.insights.plan import feature_masks, occlusion_window
 
 Tensors = tuple[Tensor, ...]
 
@@ -28,12 +29,36 @@ def last_convolution(model: nn.Module) -> nn.Module:
     return found
 
 
-def _auto_window(shape: torch.Size) -> tuple[int, ...]:
-    """A window covering all channels and about a quarter of every other side."""
-    dims = list(shape[1:])
-    if len(dims) >= 3:  # (C, H, W...): whole channel depth
-        return (dims[0], *[max(1, d // 4) for d in dims[1:]])
-    return tuple(max(1, d // 4) for d in dims) or (1,)
+def _lrp_problem(model: nn.Module) -> str | None:
+    from perspicio.lrp import lrp_rules
+
+    try:
+        lrp_rules(model)
+    except TypeError as exc:
+        return str(exc).split(":")[0]
+    return None
+
+
+def not_applicable(spec: MethodSpec, model: nn.Module, inputs: Tensors | None) -> str | None:
+    """Why ``spec`` cannot explain ``model`` on inputs like ``inputs``, or ``None`` if it can."""
+    if spec.kind == "tunnel":
+        return None  # decided by the base method at run time
+    if spec.gradient and inputs is not None:
+        ints = [i for i, x in enumerate(inputs) if not (x.is_floating_point() or x.is_complex())]
+        if ints:
+            return (
+                f"input {ints[0]} is an integer tensor (token ids?) and has no gradient: give its "
+                "feature an input transform that embeds it (e.g. an nn.Embedding), or use a "
+                "perturbation method"
+            )
+    if spec.kind in ("layer", "guided_layer"):
+        try:
+            last_convolution(model)
+        except MethodNotApplicable:
+            return "the model has no convolution layer (Grad-CAM looks at the last one)"
+    if spec.name == "LRP":
+        return _lrp_problem(model)
+    return None
 
 
 def _occlusion_kwargs(inputs: Tensors, args: dict[str, Any]) -> dict[str, Any]:
@@ -48,16 +73,29 @@ def _occlusion_kwargs(inputs: Tensors, args: dict[str, Any]) -> dict[str, Any]:
                     f"Occlusion: {name} {list(value)} needs one entry per input dimension "
                     f"(inputs have {ranks} dimensions after the batch)"
                 )
-    out: dict[str, Any] = {
+    defaults = [occlusion_window(x) for x in inputs]
+    return {
         "sliding_window_shapes": tuple(
-            tuple(windows) if windows is not None else _auto_window(x.shape) for x in inputs
-        )
+            tuple(windows) if windows is not None else w for w, _ in defaults
+        ),
+        # explicit per-input strides, the form every implementation accepts
+        "strides": tuple(tuple(strides) if strides is not None else s for _, s in defaults),
     }
-    # explicit per-input strides (1 when not given), the form every implementation accepts
-    out["strides"] = tuple(
-        tuple(strides) if strides is not None else (1,) * (x.dim() - 1) for x in inputs
-    )
-    return out
+
+
+def method_kwargs(spec: MethodSpec, arguments: Mapping[str, Any], inputs: Tensors) -> dict:
+    """The keyword arguments of ``attribute`` for validated interface ``arguments``.
+
+    Occlusion windows and strides get their defaults, and the feature grouping of
+    perturbation methods becomes a ``feature_mask``.
+    """
+    args = dict(arguments)
+    if spec.name == "Occlusion":
+        args.update(_occlusion_kwargs(inputs, args))
+    if "feature_grouping" in args:
+        grouping, size = args.pop("feature_grouping"), args.pop("patch_size")
+        args["feature_mask"] = feature_masks(inputs, grouping, size)
+    return args
 
 
 def _upsample(attr: Tensor, like: Tensor) -> Tensor:
@@ -139,14 +177,12 @@ def run_method(
         target: The output index to explain.
         additional_args: Extra forward arguments, or ``None``.
     """
-    args = dict(arguments)
+    args = method_kwargs(spec, arguments, inputs)
     common: dict[str, Any] = {"target": target, "additional_forward_args": additional_args}
     if spec.kind == "tunnel":
         return _tunnel(model, inputs, common, args, baselines)
     if spec.kind in ("layer", "guided_layer"):
         return _attribute_layer(spec, model, inputs, common, args)
-    if spec.name == "Occlusion":
-        args.update(_occlusion_kwargs(inputs, args))
     kwargs = {k: v for k, v in args.items() if v is not None}
     if spec.baselines == "one" and baselines is not None:
         kwargs["baselines"] = tuple(b[:1] for b in baselines)

@@ -1,25 +1,34 @@
 """The explorer's request handlers, shared by the web server and the notebook widget.
 
-:class:`Engine` answers the three requests (config, fetch, re-attribute) from validated
-pydantic models and raises :class:`~perspicio.insights.store.InsightsError` for anything it
-refuses. It is safe to call from several threads: reading the dataset is serialised, and each
-model is used by one attribution at a time (methods install hooks on it).
+:class:`Engine` answers the requests (config, fetch, re-attribute, and both as background
+jobs) from validated pydantic models and raises
+:class:`~perspicio.insights.store.InsightsError` for anything it refuses. It is safe to call
+from several threads: reading the dataset is serialised, and each model is used by one
+attribution at a time (methods install hooks on it). Fetches and re-attributions always run as
+cancellable jobs (:mod:`perspicio.insights.jobs`); the plain ``fetch`` and ``reattribute``
+wait for theirs.
 """
 
 from __future__ import annotations
 
-import math
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
+from perspicio.insights import plan
 from perspicio.insights import schemas as s
-from perspicio.insights.attribution import MethodNotApplicable, run_method
+from perspicio.insights.attribution import (
+    MethodNotApplicable,
+    method_kwargs,
+    not_applicable,
+    run_method,
+)
 from perspicio.insights.features import BaseFeature
+from perspicio.insights.jobs import Cancelled, Job, JobManager, Watched
 from perspicio.insights.methods import (
     DEFAULT_METHOD,
     ArgumentError,
@@ -27,31 +36,11 @@ from perspicio.insights.methods import (
     available_methods,
     tunnel_bases,
 )
+from perspicio.insights.schemas import json_safe
 from perspicio.insights.store import ExampleStore, InsightsError, Record, apply_transforms
 
-SCAN_LIMIT = 2048  # examples looked at per fetch before answering with what matched
-
-
-def json_safe(value: Any, depth: int = 0) -> Any:
-    """``value`` as strict JSON: non-finite floats become null, tensors and arrays lists.
-
-    A custom feature may return anything from ``visualize``; what JSON cannot hold is shown
-    as its ``str``.
-    """
-    if value is None or isinstance(value, str | bool | int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if depth > 32:
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): json_safe(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v, depth + 1) for v in value]
-    if isinstance(value, Tensor | np.ndarray | np.generic):
-        data = value.detach().cpu().tolist() if isinstance(value, Tensor) else value.tolist()
-        return json_safe(data, depth + 1)
-    return str(value)
+SCAN_LIMIT = 2048  # how far past the examples read so far a fetch may start
+SLOW_SECONDS = 60.0  # estimated job time above which the user is asked to confirm
 
 
 class Engine:
@@ -82,6 +71,8 @@ class Engine:
         self.use_label_for_attr = use_label_for_attr
         self.store = ExampleStore(dataset, self.features, self._score_batch)
         self._model_locks = [threading.Lock() for _ in self.models]
+        self.jobs = JobManager()
+        self._row_seconds: float | None = None  # measured time of one model input
         names = [type(m).__name__ for m in self.models]
         self.model_names = [
             f"{n} #{i + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)
@@ -90,8 +81,14 @@ class Engine:
     # -- requests ---------------------------------------------------------------------------
 
     def config(self) -> s.ConfigResponse:
-        """Classes, models, features and the available methods with their arguments."""
+        """Classes, models, features and the available methods with their arguments.
+
+        A method that cannot explain some model (Grad-CAM without a convolution, LRP on a
+        layer it has no rule for, a gradient method on integer token ids) carries the reason
+        in ``unavailable``.
+        """
         methods = available_methods()
+        inputs = self._sample_inputs()
         infos = []
         for spec in methods.values():
             info = spec.describe()
@@ -104,8 +101,9 @@ class Engine:
                 base_arg["default"] = (
                     base_arg["default"] if base_arg["default"] in bases else bases[0]
                 )
+            info["unavailable"] = self._why_not(spec, inputs)
             infos.append(s.MethodInfo.model_validate(info))
-        names = [m.name for m in infos]
+        usable = [m.name for m in infos if m.unavailable is None]
         return s.ConfigResponse(
             classes=self.classes,
             models=self.model_names,
@@ -113,56 +111,164 @@ class Engine:
                 s.FeatureInfo(name=f.name, type=f.visualization_type()) for f in self.features
             ],
             methods=infos,
-            selected_method=DEFAULT_METHOD if DEFAULT_METHOD in names else next(iter(names), None),
+            selected_method=DEFAULT_METHOD
+            if DEFAULT_METHOD in usable
+            else next(iter(usable), None),
             use_label_for_attr=self.use_label_for_attr,
+            scores="raw" if self.score_func is None else "scores",
         )
 
     def fetch(self, req: s.FetchRequest) -> s.FetchResponse:
         """The next ``count`` examples from ``start`` that pass the filters, attributed."""
-        spec, args = self.method(req.method, req.arguments)
-        wanted = self._class_filter(req.classes)
-        if req.start > self.store.loaded + SCAN_LIMIT:  # bound the reading one request causes
-            raise InsightsError(
-                422,
-                f"start {req.start} is too far past the {self.store.loaded} examples read so "
-                f"far; fetch in steps of at most {SCAN_LIMIT}",
-            )
-        if req.start > 0 and self.store.get(req.start - 1) is None:
-            raise InsightsError(
-                422,
-                f"start {req.start} is past the end of the dataset ({self.store.loaded} examples)",
-            )
-        found: list[Record] = []
-        position, scanned = req.start, 0
-        while len(found) < req.count and scanned < SCAN_LIMIT:
-            record = self.store.get(position)
-            if record is None:
-                break
-            position, scanned = position + 1, scanned + 1
-            if self._keep(record, wanted, req.instance_type):
-                found.append(record)
-        more = self.store.get(position) is not None
-        examples = [self._example(r, spec, args, req.top_k) for r in found]
-        return s.FetchResponse(
-            examples=examples, next_start=position if more else None, scanned=scanned
-        )
+        result: s.FetchResponse = self.jobs.run("fetch", lambda job: self.fetch_job(req, job))
+        return result
 
     def reattribute(self, req: s.ReattributeRequest) -> s.ReattributeResponse:
         """One example explained again, for ``req.target`` with model ``req.model``."""
+        result: s.ReattributeResponse = self.jobs.run(
+            "reattribute", lambda job: self.reattribute_job(req, job)
+        )
+        return result
+
+    def start_job(
+        self, req: s.FetchRequest | s.ReattributeRequest, owner: str | None = None
+    ) -> s.JobStarted:
+        """Check ``req``, estimate its time, and start it as a background job.
+
+        A job estimated to take over :data:`SLOW_SECONDS` is not started unless
+        ``req.confirm``: the answer then carries the estimate and a warning instead.
+        """
         spec, args = self.method(req.method, req.arguments)
-        if req.model >= len(self.models):
-            raise InsightsError(
-                422, f"model {req.model} is out of range (0..{len(self.models) - 1})"
+        if isinstance(req, s.FetchRequest):
+            self._check_start(req.start)
+            n_runs = req.count * len(self.models)  # up to count examples, every model
+        else:
+            self._record_for(req)
+            n_runs = 1
+        seconds, rows = self.estimate(spec, args, n_runs)
+        if seconds > SLOW_SECONDS and not req.confirm:
+            warning = (
+                f"{spec.name} needs about {rows:,} model evaluations per example and model; "
+                f"this may take about {plan.duration(seconds)}. Run it anyway, or choose fewer "
+                "samples, larger patches or a larger Occlusion window."
             )
-        record = self.store.get(req.example)
-        if record is None:
-            raise InsightsError(
-                422, f"example {req.example} is past the end of the dataset ({self.store.loaded})"
+            return s.JobStarted(
+                job=None, estimate_seconds=seconds, evaluations=rows, warning=warning
             )
-        n_out = record.scores[req.model].shape[0]
-        if req.target >= n_out:
-            raise InsightsError(422, f"target {req.target} is out of range (0..{n_out - 1})")
-        view = self._model_view(record, req.model, req.target, spec, args, req.top_k)
+        if isinstance(req, s.FetchRequest):
+            fetch_req = req
+            job = self.jobs.start(
+                "fetch", lambda j: self.fetch_job(fetch_req, j).model_dump(), owner
+            )
+        else:
+            re_req = req
+            job = self.jobs.start(
+                "reattribute", lambda j: self.reattribute_job(re_req, j).model_dump(), owner
+            )
+        return s.JobStarted(job=job.id, estimate_seconds=seconds, evaluations=rows)
+
+    def job_status(self, job_id: str) -> s.JobStatus:
+        """Progress, and once finished the result or error, of a job."""
+        return s.JobStatus.model_validate(self.jobs.get(job_id).describe())
+
+    def cancel_job(self, job_id: str) -> s.JobStatus:
+        """Cancel a job; its status (``running`` until the work notices, then ``cancelled``)."""
+        return s.JobStatus.model_validate(self.jobs.cancel(job_id).describe())
+
+    def estimate(self, spec: MethodSpec, args: dict, n_runs: int) -> tuple[float, int]:
+        """Estimated seconds for ``n_runs`` attributions (example x model), and rows per run.
+
+        Rows per run come from :func:`~perspicio.insights.plan.evaluations`; the time per row
+        is measured once on the first example (times about 3 where a backward pass is needed).
+        """
+        rows = self._rows(spec, args)
+        total = rows * self._seconds_per_row() * plan.backward_factor(spec.name)
+        return total * n_runs, rows
+
+    def _seconds_per_row(self, rows: int = 32) -> float:
+        """Seconds one model input takes through a model (averaged over the models).
+
+        Timed on the first example repeated ``rows`` times: the faster of two passes after an
+        untimed warm-up (the first pass of a model pays for one-off set-up). 0 when it cannot
+        be measured.
+        """
+        if self._row_seconds is None:
+            record, inputs = self.store.get(0), self._sample_inputs()
+            if record is None or inputs is None:
+                return 0.0
+            batch = tuple(x.repeat(rows, *[1] * (x.dim() - 1)) for x in inputs)
+            extra = tuple(
+                a.repeat(rows, *[1] * (a.dim() - 1))
+                if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == 1
+                else a
+                for a in record.extra or ()
+            )
+            total = 0.0
+            try:
+                for model, lock in zip(self.models, self._model_locks):
+                    with lock, torch.no_grad():
+                        model(*batch, *extra)
+                        times = []
+                        for _ in range(2):
+                            began = time.perf_counter()
+                            model(*batch, *extra)
+                            times.append(time.perf_counter() - began)
+                        total += min(times)
+            except Exception:  # the model refuses a batch: fetch will report why
+                return 0.0
+            self._row_seconds = total / rows / len(self.models)
+        return self._row_seconds
+
+    def _rows(self, spec: MethodSpec, args: dict) -> int:
+        """Model inputs one attribution evaluates, for an example like the first."""
+        inputs = self._sample_inputs()
+        if inputs is None:
+            return 1
+        try:
+            kwargs = method_kwargs(spec, args, inputs)
+            if spec.kind == "tunnel":
+                kwargs["base"] = args["base"]
+            n_baselines = max([len(f.baseline_transforms) for f in self.features] + [1])
+            return plan.evaluations(spec.name, kwargs, inputs, n_baselines)
+        except (ArgumentError, MethodNotApplicable) as exc:
+            raise InsightsError(422, str(exc)) from exc
+
+    def fetch_job(self, req: s.FetchRequest, job: Job) -> s.FetchResponse:
+        """:meth:`fetch`, reporting to ``job``: scanning first, then one step per example."""
+        spec, args = self.method(req.method, req.arguments)
+        job.rows_hint = self._rows(spec, args)
+        wanted = self._class_filter(req.classes)
+        self._check_start(req.start)
+        found: list[Record] = []
+        position = req.start
+        while len(found) < req.count:
+            if (position - req.start) % 64 == 0:
+                job.step(0.0, 0.05, f"scanning the dataset: example {position}", 1)
+            record = self.store.get(position)
+            if record is None:
+                break
+            position += 1
+            if self._keep(record, wanted, req.instance_type):
+                found.append(record)
+        more = self.store.get(position) is not None
+        examples = []
+        for i, record in enumerate(found):
+            share = 0.95 / len(found)
+            examples.append(self._example(record, spec, args, req.top_k, job, 0.05 + i * share))
+        return s.FetchResponse(
+            examples=examples,
+            next_start=position if more else None,
+            scanned=position - req.start,
+            dataset_error=self.store.error,
+        )
+
+    def reattribute_job(self, req: s.ReattributeRequest, job: Job) -> s.ReattributeResponse:
+        """:meth:`reattribute`, reporting to ``job``."""
+        spec, args = self.method(req.method, req.arguments)
+        record = self._record_for(req)
+        job.rows_hint = self._rows(spec, args)
+        job.step(0.0, 1.0, f"attributing example {record.index}")
+        view = self._model_view(record, req.model, req.target, spec, args, req.top_k, job)
         return s.ReattributeResponse(example=record.index, view=view)
 
     # -- pieces -----------------------------------------------------------------------------
@@ -186,6 +292,52 @@ class Engine:
         if spec.kind == "tunnel" and args["base"] not in tunnel_bases(methods):
             raise InsightsError(422, f"NoiseTunnel: base method {args['base']!r} is not available")
         return spec, args
+
+    def _check_start(self, start: int) -> None:
+        if start > self.store.loaded + SCAN_LIMIT:  # bound the reading one request causes
+            raise InsightsError(
+                422,
+                f"start {start} is too far past the {self.store.loaded} examples read so "
+                f"far; fetch in steps of at most {SCAN_LIMIT}",
+            )
+        if start > 0 and self.store.get(start - 1) is None:
+            raise InsightsError(
+                422, f"start {start} is past the end of the dataset ({self.store.loaded} examples)"
+            )
+
+    def _record_for(self, req: s.ReattributeRequest) -> Record:
+        if req.model >= len(self.models):
+            raise InsightsError(
+                422, f"model {req.model} is out of range (0..{len(self.models) - 1})"
+            )
+        record = self.store.get(req.example)
+        if record is None:
+            raise InsightsError(
+                422, f"example {req.example} is past the end of the dataset ({self.store.loaded})"
+            )
+        n_out = record.scores[req.model].shape[0]
+        if req.target >= n_out:
+            raise InsightsError(422, f"target {req.target} is out of range (0..{n_out - 1})")
+        return record
+
+    def _sample_inputs(self) -> tuple[Tensor, ...] | None:
+        """The first example's model inputs (after input transforms), or ``None``."""
+        try:
+            record = self.store.get(0)
+            if record is None:
+                return None
+            return tuple(
+                apply_transforms(f.input_transforms, x) for f, x in zip(self.features, record.data)
+            )
+        except Exception:  # a broken dataset or transform is reported by fetch, not here
+            return None
+
+    def _why_not(self, spec: MethodSpec, inputs: tuple[Tensor, ...] | None) -> str | None:
+        for name, model in zip(self.model_names, self.models):
+            reason = not_applicable(spec, model, inputs)
+            if reason is not None:
+                return reason if len(self.models) == 1 else f"{name}: {reason}"
+        return None
 
     def _class_filter(self, names: list[str]) -> set[int] | None:
         if not names:
@@ -223,18 +375,30 @@ class Engine:
         name = self.classes[index] if 0 <= index < len(self.classes) else str(index)
         return s.ClassRef(index=index, name=name)
 
-    def _example(self, record: Record, spec: MethodSpec, args: dict, top_k: int) -> s.ExampleView:
+    def _example(
+        self, record: Record, spec: MethodSpec, args: dict, top_k: int, job: Job, at: float
+    ) -> s.ExampleView:
         views = []
+        share = (1.0 - at) / max(1, len(self.models)) if at < 1 else 0.0
         for m in range(len(self.models)):
             top = int(record.scores[m].argmax())
             use_label = self.use_label_for_attr and record.label is not None
             target = record.label if use_label and record.label is not None else top
-            views.append(self._model_view(record, m, target, spec, args, top_k))
+            message = f"attributing example {record.index} with {self.model_names[m]}"
+            job.step(at + m * share, at + (m + 1) * share, message)
+            views.append(self._model_view(record, m, target, spec, args, top_k, job))
         label = None if record.label is None else self._class(record.label)
         return s.ExampleView(index=record.index, label=label, models=views)
 
     def _model_view(
-        self, record: Record, m: int, target: int, spec: MethodSpec, args: dict, top_k: int
+        self,
+        record: Record,
+        m: int,
+        target: int,
+        spec: MethodSpec,
+        args: dict,
+        top_k: int,
+        job: Job,
     ) -> s.ModelView:
         scores = record.scores[m]
         values, indices = torch.topk(scores, min(top_k, scores.shape[0]))
@@ -243,7 +407,7 @@ class Engine:
             for v, i in zip(values, indices)
         ]
         correct = None if record.label is None else int(indices[0]) == record.label
-        attributions = self._attribute(record, m, target, spec, args)
+        attributions = self._attribute(record, m, target, spec, args, job)
         return s.ModelView(
             model=m,
             model_name=self.model_names[m],
@@ -255,20 +419,27 @@ class Engine:
         )
 
     def _attribute(
-        self, record: Record, m: int, target: int, spec: MethodSpec, args: dict
+        self, record: Record, m: int, target: int, spec: MethodSpec, args: dict, job: Job
     ) -> tuple[Tensor, ...]:
         try:
             inputs = tuple(
                 apply_transforms(f.input_transforms, x) for f, x in zip(self.features, record.data)
             )
+            reason = not_applicable(spec, self.models[m], inputs)
+            if reason is not None:
+                raise MethodNotApplicable(
+                    f"{spec.name} cannot explain {self.model_names[m]}: {reason}"
+                )
             baselines = self._baselines(inputs)
             with self._model_locks[m]:
-                return run_method(
-                    spec, args, self.models[m], inputs, baselines, target, record.extra
-                )
+                model = Watched(self.models[m], job)
+                return run_method(spec, args, model, inputs, baselines, target, record.extra)
+        except Cancelled:
+            raise
         except (ArgumentError, MethodNotApplicable) as exc:
             raise InsightsError(422, str(exc)) from exc
         except Exception as exc:  # the user's model, transforms or a method refused the inputs
+            job.check()  # a cancellation that a method wrapped in its own error
             raise InsightsError(
                 422, f"{spec.name} failed on {self.model_names[m]}: {type(exc).__name__}: {exc}"
             ) from exc

@@ -133,6 +133,8 @@ class MethodSpec:
             per input (``"one"``: the first baseline transform's) or a distribution
             (``"distribution"``: every baseline transform's, stacked; zeros when none).
         summary: One line shown under the method picker.
+        gradient: Whether it needs gradients of the model at its inputs (so it cannot explain
+            integer inputs such as token ids directly).
     """
 
     name: str
@@ -141,6 +143,7 @@ class MethodSpec:
     baselines: Literal["one", "distribution"] | None = None
     summary: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    gradient: bool = True
 
     def resolve(self) -> type | None:
         """The class from :mod:`perspicio.attr`, or ``None`` while it does not exist."""
@@ -185,6 +188,20 @@ def _ppe(default: int = 16) -> ArgSpec:
         1,
         4096,
         help="perturbed copies per forward pass (speed only; results do not change)",
+    )
+
+
+def _grouping() -> tuple[ArgSpec, ArgSpec]:
+    return (
+        ArgSpec(
+            "feature_grouping",
+            "choice",
+            "auto",
+            choices=("auto", "pixels", "patches", "superpixels"),
+            help="image features: auto (patches above 256 pixels), pixels, square patches or "
+            "superpixels; embedded tokens are always one feature each",
+        ),
+        ArgSpec("patch_size", "int", None, 1, 1024, help="patch side in pixels (empty: auto)"),
     )
 
 
@@ -267,9 +284,11 @@ REGISTRY: dict[str, MethodSpec] = {
         ),
         MethodSpec(
             "FeatureAblation",
-            (_ppe(),),
+            (*_grouping(), _ppe()),
             baselines="one",
-            summary="output change when each input element is replaced by the baseline",
+            summary="output change when each feature (pixel, patch, token) is replaced by the "
+            "baseline",
+            gradient=False,
         ),
         MethodSpec(
             "Occlusion",
@@ -280,30 +299,46 @@ REGISTRY: dict[str, MethodSpec] = {
                     None,
                     1,
                     _INT_LIMIT,
-                    help="window shape per example, e.g. 1,2,2 (empty: a quarter of each side)",
+                    help="window shape per example, e.g. 1,2,2 (empty: all channels, an eighth "
+                    "of each side)",
                 ),
-                ArgSpec("strides", "ints", None, 1, _INT_LIMIT, help="window step (empty: 1)"),
+                ArgSpec(
+                    "strides",
+                    "ints",
+                    None,
+                    1,
+                    _INT_LIMIT,
+                    help="window step (empty: half a window)",
+                ),
                 _ppe(),
             ),
             baselines="one",
+            gradient=False,
             summary="output change when a sliding window is replaced by the baseline",
         ),
         MethodSpec(
             "Lime",
-            (ArgSpec("n_samples", "int", 50, 1, 100_000, help=_SAMPLES_HELP), _ppe()),
+            (ArgSpec("n_samples", "int", 50, 1, 100_000, help=_SAMPLES_HELP), *_grouping(), _ppe()),
             baselines="one",
+            gradient=False,
             summary="local linear surrogate on random masks",
         ),
         MethodSpec(
             "KernelShap",
-            (ArgSpec("n_samples", "int", 25, 2, 100_000, help=_SAMPLES_HELP), _ppe()),
+            (ArgSpec("n_samples", "int", 25, 2, 100_000, help=_SAMPLES_HELP), *_grouping(), _ppe()),
             baselines="one",
+            gradient=False,
             summary="Shapley values estimated by weighted linear regression",
         ),
         MethodSpec(
             "ShapleyValueSampling",
-            (ArgSpec("n_samples", "int", 25, 1, 10_000, help="random permutations"), _ppe()),
+            (
+                ArgSpec("n_samples", "int", 25, 1, 10_000, help="random permutations"),
+                *_grouping(),
+                _ppe(),
+            ),
             baselines="one",
+            gradient=False,
             summary="Shapley values estimated from random feature orders",
         ),
         MethodSpec(

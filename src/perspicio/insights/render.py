@@ -2,8 +2,8 @@
 
 The explorer ships pictures to the browser inline (``data:image/png;base64,...``), so one JSON
 answer holds everything a view needs. PNG encoding is done here with :mod:`zlib`; colours come
-from one diverging map (negative blue, zero near white, positive red) that the frontend's
-colour legend repeats.
+from one diverging map (negative red, zero white, positive green, as in :mod:`perspicio.viz`)
+that the frontend's colour legend and token colours repeat.
 """
 
 from __future__ import annotations

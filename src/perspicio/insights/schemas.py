@@ -6,9 +6,12 @@ oversized request is refused with a 422 before any work is done.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from torch import Tensor
 
 MAX_COUNT = 32  # examples per fetch
 MAX_CLASSES_FILTER = 1000
@@ -38,6 +41,7 @@ class FetchRequest(_Request):
     start: int = Field(0, ge=0, le=10_000_000, description="dataset position to scan from")
     count: int = Field(4, ge=1, le=MAX_COUNT, description="how many matching examples to return")
     top_k: int = Field(3, ge=1, le=50, description="predicted classes listed per model")
+    confirm: bool = Field(False, description="start a job even if it is estimated to be slow")
 
 
 class ReattributeRequest(_Request):
@@ -49,6 +53,7 @@ class ReattributeRequest(_Request):
     method: ShortStr | None = None
     arguments: Arguments = Field(default_factory=dict)
     top_k: int = Field(3, ge=1, le=50)
+    confirm: bool = Field(False, description="start a job even if it is estimated to be slow")
 
 
 class ClassRef(BaseModel):
@@ -100,6 +105,7 @@ class FetchResponse(BaseModel):
     examples: list[ExampleView]
     next_start: int | None = Field(description="position to fetch more from; null at the end")
     scanned: int
+    dataset_error: str | None = Field(None, description="why the dataset ended early, if it did")
 
 
 class ReattributeResponse(BaseModel):
@@ -127,6 +133,7 @@ class MethodInfo(BaseModel):
     name: str
     summary: str
     args: list[ArgInfo]
+    unavailable: str | None = Field(None, description="why it cannot explain these models")
 
 
 class FeatureInfo(BaseModel):
@@ -146,6 +153,31 @@ class ConfigResponse(BaseModel):
     selected_method: str | None
     use_label_for_attr: bool
     max_count: int = MAX_COUNT
+    scores: Literal["scores", "raw"] = Field(
+        "scores", description="raw: model outputs (no score_func), drawn relative to the largest"
+    )
+
+
+class JobStarted(BaseModel):
+    """A background job, or (job null) the warning that it would be slow."""
+
+    job: str | None
+    estimate_seconds: float
+    evaluations: int = Field(description="model evaluations per example and model")
+    warning: str | None = None
+
+
+class JobStatus(BaseModel):
+    """Where a job stands; ``result`` is a FetchResponse or ReattributeResponse once done."""
+
+    id: str
+    kind: str
+    state: Literal["running", "done", "failed", "cancelled"]
+    progress: float
+    message: str
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    status: int = 200
 
 
 def validation_message(errors: list[Any]) -> tuple[str, list[dict[str, Any]]]:
@@ -165,3 +197,25 @@ class ErrorResponse(BaseModel):
 
     error: str
     detail: Any = None
+
+
+def json_safe(value: Any, depth: int = 0) -> Any:
+    """``value`` as strict JSON: non-finite floats become null, tensors and arrays lists.
+
+    A custom feature may return anything from ``visualize``; what JSON cannot hold is shown
+    as its ``str``.
+    """
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth > 32:
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): json_safe(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v, depth + 1) for v in value]
+    if isinstance(value, Tensor | np.ndarray | np.generic):
+        data = value.detach().cpu().tolist() if isinstance(value, Tensor) else value.tolist()
+        return json_safe(data, depth + 1)
+    return str(value)

@@ -1,22 +1,29 @@
 """The explorer as a web app: a FastAPI application served by uvicorn.
 
 Routes: ``GET /`` (the page), ``GET /static/*`` (its scripts and styles), ``GET /api/config``,
-``POST /api/fetch``, ``POST /api/reattribute`` and ``GET /openapi.json``. Every refusal is a
-JSON body ``{"error": message, "detail": ...}`` with a 4xx status. Request handlers are plain
-functions, which FastAPI runs in its thread pool, so the page and other requests are served
-while an attribution computes.
+``POST /api/fetch``, ``POST /api/reattribute`` (answered when done), ``POST /api/jobs/fetch``,
+``POST /api/jobs/reattribute`` (start a background job), ``GET /api/jobs/{id}`` (progress and
+result), ``POST /api/jobs/{id}/cancel`` and ``GET /openapi.json``. Every refusal is a JSON
+body ``{"error": message, "detail": ...}`` with a 4xx status.
+
+As Jupyter does, a server started by :class:`ServerHandle` requires a per-session token:
+the printed URL carries ``?token=...``; opening it sets a cookie, and API clients may send
+the token as an ``X-Perspicio-Token`` header instead. Requests without it get a 403 (static
+files excepted), and so do requests whose ``Host`` header names another site, which defeats
+DNS rebinding.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import socket
 import threading
 import time
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -26,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from perspicio._core.validate import ArgumentError
 from perspicio.insights import schemas as s
 from perspicio.insights.engine import Engine
+from perspicio.insights.guard import LOOPBACK_NAMES, Guard, error_response
 from perspicio.insights.store import InsightsError
 
 MAX_BODY_BYTES = 64 * 1024
@@ -33,7 +41,10 @@ _CSP = (
     "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'self'"
 )
-_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": s.ErrorResponse} for code in (413, 422)}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": s.ErrorResponse} for code in (403, 404, 413, 422, 429, 503)
+}
+JobId = Annotated[str, Path(min_length=1, max_length=64)]
 log = logging.getLogger("perspicio.insights")
 
 
@@ -42,8 +53,7 @@ def static_dir() -> str:
     return str(resources.files("perspicio.insights") / "static")
 
 
-def _error(status: int, message: str, detail: Any = None) -> JSONResponse:
-    return JSONResponse({"error": message, "detail": detail}, status_code=status)
+_error = error_response
 
 
 class BodyLimit:
@@ -104,11 +114,29 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
+        response = _error(exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})  # e.g. a 405's Allow
+        return response
 
 
-def create_app(engine: Engine, debug: bool = False) -> FastAPI:
-    """The FastAPI application answering for ``engine``."""
+def create_app(
+    engine: Engine,
+    debug: bool = False,
+    token: str | None = None,
+    allowed_hosts: frozenset[str] | None = None,
+    allow_ip_hosts: bool = False,
+    cookie: str = "perspicio-insights",
+) -> FastAPI:
+    """The FastAPI application answering for ``engine``.
+
+    Args:
+        engine: The request handlers.
+        debug: FastAPI's debug mode.
+        token: Require this session token (see :class:`Guard`); ``None``: no token.
+        allowed_hosts: Accepted ``Host`` names; ``None``: any.
+        allow_ip_hosts: Also accept IP addresses as hosts.
+        cookie: The token cookie's name.
+    """
     app = FastAPI(
         title="perspicio insights",
         summary="Browse a model's predictions and their attributions",
@@ -117,6 +145,13 @@ def create_app(engine: Engine, debug: bool = False) -> FastAPI:
         debug=debug,
     )
     app.add_middleware(BodyLimit)
+    app.add_middleware(
+        Guard,
+        token=token,
+        allowed_hosts=allowed_hosts,
+        allow_ip_hosts=allow_ip_hosts,
+        cookie=cookie,
+    )
     _install_error_handlers(app)
 
     @app.get("/api/config", response_model=s.ConfigResponse)
@@ -131,6 +166,22 @@ def create_app(engine: Engine, debug: bool = False) -> FastAPI:
     def reattribute(request: s.ReattributeRequest) -> s.ReattributeResponse:
         return engine.reattribute(request)
 
+    @app.post("/api/jobs/fetch", response_model=s.JobStarted, responses=_ERRORS)
+    def start_fetch(request: s.FetchRequest) -> s.JobStarted:
+        return engine.start_job(request)
+
+    @app.post("/api/jobs/reattribute", response_model=s.JobStarted, responses=_ERRORS)
+    def start_reattribute(request: s.ReattributeRequest) -> s.JobStarted:
+        return engine.start_job(request)
+
+    @app.get("/api/jobs/{job_id}", response_model=s.JobStatus, responses=_ERRORS)
+    def job_status(job_id: JobId) -> s.JobStatus:
+        return engine.job_status(job_id)
+
+    @app.post("/api/jobs/{job_id}/cancel", response_model=s.JobStatus, responses=_ERRORS)
+    def cancel_job(job_id: JobId) -> s.JobStatus:
+        return engine.cancel_job(job_id)
+
     page = (resources.files("perspicio.insights") / "static" / "index.html").read_text("utf-8")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -142,38 +193,58 @@ def create_app(engine: Engine, debug: bool = False) -> FastAPI:
 
 
 class ServerHandle:
-    """uvicorn serving :func:`create_app` in a background thread.
+    """uvicorn serving :func:`create_app` in a background thread, behind a session token.
 
     Args:
         engine: The request handlers.
         port: The port, or ``None`` for a free one.
-        bind_all: Listen on all interfaces instead of 127.0.0.1.
+        bind_all: Listen on all interfaces instead of 127.0.0.1 (logs a warning).
         debug: Log each request.
+        token: The session token (a random one when ``None``).
     """
 
     def __init__(
-        self, engine: Engine, port: int | None = None, bind_all: bool = False, debug: bool = False
+        self,
+        engine: Engine,
+        port: int | None = None,
+        bind_all: bool = False,
+        debug: bool = False,
+        token: str | None = None,
     ) -> None:
-        if port is not None and not 0 <= int(port) <= 65535:
+        if isinstance(port, bool) or (port is not None and not isinstance(port, int)):
+            raise TypeError(f"port must be an int or None, got {port!r}")
+        if port is not None and not 0 <= port <= 65535:
             raise ArgumentError(f"port must be in 0..65535, got {port}")
         self.engine = engine
         self.host = "0.0.0.0" if bind_all else "127.0.0.1"
         self.port = int(port or 0)
         self.debug = debug
+        self.token = token or secrets.token_urlsafe(24)
         self._thread: threading.Thread | None = None
         self._server: Any = None
         self._socket: socket.socket | None = None
 
     @property
-    def url(self) -> str:
-        """Where to point a browser."""
+    def base_url(self) -> str:
+        """The server's address, without the token."""
         host = socket.gethostname() if self.host == "0.0.0.0" else self.host
         return f"http://{host}:{self.port}/"
+
+    @property
+    def url(self) -> str:
+        """Where to point a browser: the address with ``?token=...``."""
+        return f"{self.base_url}?token={self.token}"
 
     @property
     def running(self) -> bool:
         """Whether the server thread is alive."""
         return self._thread is not None and self._thread.is_alive()
+
+    def _allowed_hosts(self) -> frozenset[str]:
+        names = set(LOOPBACK_NAMES) | {self.host}
+        if self.host == "0.0.0.0":
+            names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+        return frozenset(names)
 
     def start(self, timeout: float = 20.0) -> None:
         """Bind the socket, start serving, and return once requests are accepted."""
@@ -185,14 +256,31 @@ class ServerHandle:
             sock.bind((self.host, self.port))
         except OSError as exc:
             sock.close()
-            raise OSError(f"cannot listen on {self.host}:{self.port}: {exc}") from exc
+            raise OSError(
+                f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}"
+            ) from exc
         self._socket = sock
         self.port = sock.getsockname()[1]
+        if self.host == "0.0.0.0":
+            log.warning(
+                "perspicio insights listens on all interfaces (port %d): anyone who can reach "
+                "this machine and has the token can run your models",
+                self.port,
+            )
+        app = create_app(
+            self.engine,
+            self.debug,
+            token=self.token,
+            allowed_hosts=self._allowed_hosts(),
+            allow_ip_hosts=self.host == "0.0.0.0",
+            cookie=f"perspicio-insights-{self.port}",  # cookies ignore ports: one per server
+        )
         config = uvicorn.Config(
-            create_app(self.engine, self.debug),
+            app,
             log_level="debug" if self.debug else "warning",
             access_log=self.debug,
             lifespan="off",
+            timeout_graceful_shutdown=2,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -219,7 +307,8 @@ class ServerHandle:
             self.stop()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop serving and release the port."""
+        """Cancel running jobs, stop serving and release the port."""
+        self.engine.jobs.cancel_all(timeout=timeout)
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:

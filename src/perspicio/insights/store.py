@@ -88,6 +88,7 @@ class ExampleStore:
         self._iterator: Iterator[Any] | None = None
         self._exhausted = False
         self._lock = threading.RLock()
+        self.error: str | None = None
 
     @property
     def loaded(self) -> int:
@@ -96,14 +97,24 @@ class ExampleStore:
 
     @property
     def exhausted(self) -> bool:
-        """Whether the whole dataset has been read."""
+        """Whether the whole dataset has been read (or reading it failed: see ``error``)."""
         return self._exhausted
 
     def get(self, index: int) -> Record | None:
-        """The example at ``index``, reading batches as needed; ``None`` past the end."""
+        """The example at ``index``, reading batches as needed; ``None`` past the end.
+
+        A dataset or model that fails while a batch is read ends the dataset there; the
+        failure is kept in :attr:`error` so that every answer can tell the user, instead of
+        the dataset looking shorter than it is.
+        """
         with self._lock:
             while index >= len(self._records) and not self._exhausted:
-                self._read_batch()
+                try:
+                    self._read_batch()
+                except InsightsError as exc:
+                    self._exhausted = True
+                    self.error = f"the dataset ends early, after {len(self._records)} examples: "
+                    self.error += exc.message
             return self._records[index] if index < len(self._records) else None
 
     def _next_batch(self) -> Any:

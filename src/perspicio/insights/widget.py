@@ -5,6 +5,9 @@ on the widget's element; it speaks to Python with anywidget's custom messages in
 HTTP. Each message ``{"id", "route", "body"}`` is validated with the same pydantic models as
 the server and answered by the same :class:`~perspicio.insights.engine.Engine`, in a worker
 thread so the kernel stays responsive; the reply is ``{"id", "ok", "status", "body" | "error"}``.
+Routes: ``config``, ``fetch``, ``reattribute``, ``job_fetch``, ``job_reattribute`` (start a
+background job), ``job_status`` and ``job_cancel`` (body ``{"job": id}``). Closing the widget
+cancels its jobs.
 """
 
 from __future__ import annotations
@@ -35,20 +38,37 @@ def widget_esm() -> str:
     return _static("ui.js") + "\n" + _static("widget.js")
 
 
-def dispatch(engine: Engine, route: Any, body: Any) -> tuple[int, Any]:
+def _job_id(body: Any) -> str:
+    job = body.get("job") if isinstance(body, dict) else None
+    if not isinstance(job, str) or not 0 < len(job) <= 64:
+        raise InsightsError(422, f"a job id (a string) is needed, got {job!r}"[:200])
+    return job
+
+
+def _route(engine: Engine, route: Any, body: Any, owner: str | None) -> BaseModel:
+    if route == "config":
+        return engine.config()
+    if route == "fetch":
+        return engine.fetch(s.FetchRequest.model_validate(body or {}))
+    if route == "reattribute":
+        return engine.reattribute(s.ReattributeRequest.model_validate(body))
+    if route == "job_fetch":
+        return engine.start_job(s.FetchRequest.model_validate(body or {}), owner)
+    if route == "job_reattribute":
+        return engine.start_job(s.ReattributeRequest.model_validate(body), owner)
+    if route == "job_status":
+        return engine.job_status(_job_id(body))
+    if route == "job_cancel":
+        return engine.cancel_job(_job_id(body))
+    raise InsightsError(404, f"unknown route {str(route)[:100]!r}")
+
+
+def dispatch(engine: Engine, route: Any, body: Any, owner: str | None = None) -> tuple[int, Any]:
     """Answer one request as the server would: ``(status, json_body)``."""
     try:
         if len(json.dumps(body)) > MAX_MESSAGE_BYTES:
             return 413, {"error": f"request body over {MAX_MESSAGE_BYTES} bytes"}
-        result: BaseModel
-        if route == "config":
-            result = engine.config()
-        elif route == "fetch":
-            result = engine.fetch(s.FetchRequest.model_validate(body or {}))
-        elif route == "reattribute":
-            result = engine.reattribute(s.ReattributeRequest.model_validate(body))
-        else:
-            return 404, {"error": f"unknown route {route!r}"}
+        result = _route(engine, route, body, owner)
     except ValidationError as exc:
         message, detail = s.validation_message(exc.errors())
         return 422, {"error": message, "detail": detail}
@@ -75,6 +95,12 @@ class Responder:
         self.debug = debug
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="perspicio-widget")
         self.last_future: Future | None = None
+        self.owner = f"widget-{id(self)}"
+
+    def close(self) -> None:
+        """Cancel this widget's jobs (the widget was closed)."""
+        self.engine.jobs.cancel_all(owner=self.owner, timeout=5.0)
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
     def __call__(self, widget: Any, content: Any, buffers: Any = None) -> Future | None:
         """The widget's custom-message callback."""
@@ -87,7 +113,7 @@ class Responder:
 
     def answer(self, content: dict[str, Any]) -> dict[str, Any]:
         """Answer one message and send the reply; returns the reply."""
-        status, body = dispatch(self.engine, content.get("route"), content.get("body"))
+        status, body = dispatch(self.engine, content.get("route"), content.get("body"), self.owner)
         reply: dict[str, Any] = {"id": content.get("id"), "ok": status == 200, "status": status}
         reply["body" if status == 200 else "error"] = body
         try:
@@ -107,6 +133,13 @@ def widget_class() -> type:
 
         _esm = widget_esm()
         _css = _static("style.css")
+
+        def close(self) -> None:
+            """Close the widget and cancel the jobs it started."""
+            responder = getattr(self, "_perspicio_responder", None)
+            if responder is not None:
+                responder.close()
+            super().close()
 
     return InsightsWidget
 

@@ -1,8 +1,12 @@
 // The web page: the shared UI over the JSON API (paths are relative, so a proxy prefix works).
+// The session token comes from the page's URL (?token=...); opening that URL also set a cookie.
 import { mount } from "./ui.js";
 
+const token = new URLSearchParams(window.location.search).get("token") || "";
+
 async function call(path, body) {
-  const init = body === undefined ? {} : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+  const headers = token ? { "X-Perspicio-Token": token } : {};
+  const init = body === undefined ? { headers } : { method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body: JSON.stringify(body) };
   const response = await fetch(path, init);
   let data = null;
   try {
@@ -14,8 +18,18 @@ async function call(path, body) {
   return data;
 }
 
-mount(document.getElementById("app"), {
+const jobPath = (id) => `api/jobs/${encodeURIComponent(id)}`;
+
+const app = mount(document.getElementById("app"), {
   config: () => call("api/config"),
   fetch: (body) => call("api/fetch", body),
   reattribute: (body) => call("api/reattribute", body),
+  startFetch: (body) => call("api/jobs/fetch", body),
+  startReattribute: (body) => call("api/jobs/reattribute", body),
+  jobStatus: (id) => call(jobPath(id)),
+  cancelJob: (id) => call(`${jobPath(id)}/cancel`, {}),
+  // the page is closing: a beacon still reaches the server (the token rides in the URL)
+  abandon: (id) => navigator.sendBeacon(`${jobPath(id)}/cancel?token=${encodeURIComponent(token)}`),
 });
+
+window.addEventListener("pagehide", () => app.destroy());

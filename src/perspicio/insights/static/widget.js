@@ -23,6 +23,11 @@ function widgetTransport(model) {
     config: () => call("config", null),
     fetch: (body) => call("fetch", body),
     reattribute: (body) => call("reattribute", body),
+    startFetch: (body) => call("job_fetch", body),
+    startReattribute: (body) => call("job_reattribute", body),
+    jobStatus: (job) => call("job_status", { job }),
+    cancelJob: (job) => call("job_cancel", { job }),
+    abandon: (job) => model.send({ id: `${view}-cancel-${job}`, route: "job_cancel", body: { job } }),
     close() {
       model.off("msg:custom", onMessage);
       for (const { reject } of pending.values()) reject(new Error("widget closed"));
@@ -36,7 +41,7 @@ export default {
     const transport = widgetTransport(model);
     const app = mount(el, transport);
     return () => {
-      app.destroy();
+      app.destroy(); // cancels this view's jobs
       transport.close();
     };
   },
