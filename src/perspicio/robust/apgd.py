@@ -40,12 +40,8 @@ class APGD(LossAttack):
     Croce and Hein, "Reliable evaluation of adversarial robustness with an ensemble of
     diverse parameter-free attacks", ICML 2020.
 
-    Args:
-        forward_func: the model, or any function of the inputs.
-        loss_func: ``loss_func(outputs, target) -> (N,) losses``; by default ``-log`` of the
-            target output (so the model should give probabilities).
-        lower_bound: the smallest value an input element may take.
-        upper_bound: the largest value an input element may take.
+    The constructor's arguments are those of :class:`~perspicio.robust.perturbation.LossAttack`;
+    ``loss_func`` must give one loss per example (``(N,)``).
 
     Example:
         >>> import torch

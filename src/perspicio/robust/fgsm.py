@@ -18,12 +18,7 @@ class FGSM(LossAttack):
 
     Goodfellow et al., "Explaining and Harnessing Adversarial Examples", ICLR 2015.
 
-    Args:
-        forward_func: the model, or any function of the inputs.
-        loss_func: ``loss_func(outputs, target) -> loss``; by default ``-log`` of the target
-            output (so the model should give probabilities).
-        lower_bound: the smallest value an input element may take.
-        upper_bound: the largest value an input element may take.
+    The constructor's arguments are those of :class:`~perspicio.robust.perturbation.LossAttack`.
 
     Example:
         >>> import torch

@@ -203,6 +203,13 @@ class LossAttack(BoundedAttack):
     """A bounded attack that follows the gradient of a loss (see :class:`LossGradient`).
 
     Elements whose gradient is at most ``zero_thresh`` in magnitude do not take sign steps.
+
+    Args:
+        forward_func: the model, or any function of the inputs.
+        loss_func: ``loss_func(outputs, target) -> loss``; by default ``-log`` of the target
+            output (so the model should give probabilities).
+        lower_bound: the smallest value an input element may take.
+        upper_bound: the largest value an input element may take.
     """
 
     def __init__(
