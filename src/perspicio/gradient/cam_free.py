@@ -62,14 +62,11 @@ def perturbed_channel_map(
     sum_channels: bool,
     relu: bool,
 ) -> Tensor:
-    """``Σ_k w_k A_k`` over the channels of ``values`` ``(N, C, *S)``, weighted from forward
-    passes of perturbed copies of the batch, one copy per channel.
+    """``Σ_k w_k A_k`` over the channels of ``values`` ``(N, C, *S)``, ``w = weigh(scores)``.
 
-    ``stacked_scores(lo, hi) -> (hi - lo, N)`` gives the target scores of the copies for the
-    channels ``lo`` to ``hi - 1``, stacked into one forward pass; it runs over every channel in
-    chunks of ``per_eval`` channels (``None``: as many as fit in the memory budget, counting
-    the inputs and ``copied`` per copy), without gradients. ``weigh`` maps the ``(N, C)``
-    scores to the channel weights.
+    ``stacked_scores(lo, hi) -> (hi - lo, N)``: the target scores of one perturbed copy of the
+    batch per channel in ``[lo, hi)``, stacked in one forward pass; run without gradients over
+    chunks of ``per_eval`` channels (``None``: sized from the inputs and ``copied``).
     """
     n_channels = values.shape[1]
     step = units_in_budget(per_eval, 4 * (_nbytes(call.inputs) + _nbytes((copied,))), n_channels)

@@ -1,4 +1,8 @@
-"""The base of every attack, and what the gradient attacks share: checks, masks, the loss.
+"""The base of every attack, and what the attacks share: checks, masks, the loss, the bases.
+
+:class:`BoundedAttack` holds what every attack on a model's inputs has (the model, the bounds,
+the call with its masks, the start and the projection); :class:`LossAttack` adds the loss
+gradient, for FGSM, PGD and APGD. The step geometry is in :mod:`perspicio.robust.steps`.
 
 An attack's gradient is the gradient of a loss, not of a target score: it is taken with
 :func:`~perspicio._core.sites.loss_objective` on an :class:`~perspicio._core.sites.InputSite`,
