@@ -1,12 +1,16 @@
 """Captum module paths that perspicio serves too, so that ported code imports unchanged.
 
 Each path is a thin module re-exporting public objects (never a copy). This table is the one
-list of them: alias module -> {module the objects come from: their names}.
+list of them: alias module -> {module the objects come from: their names}; an alias module
+may take its namespace from it with :func:`exports`.
 ``tests/test_captum_paths.py`` imports every alias and checks that each name is the very
 object of its source, and that the alias's ``__all__`` is exactly these names.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 CAPTUM_PATHS: dict[str, dict[str, tuple[str, ...]]] = {
     "perspicio.attr._core.lime": {
@@ -55,3 +59,12 @@ CAPTUM_PATHS: dict[str, dict[str, tuple[str, ...]]] = {
         ),
     },
 }
+
+
+def exports(alias: str) -> dict[str, Any]:
+    """The objects the alias module ``alias`` re-exports, by name, taken from their sources."""
+    return {
+        name: getattr(importlib.import_module(source), name)
+        for source, names in CAPTUM_PATHS[alias].items()
+        for name in names
+    }

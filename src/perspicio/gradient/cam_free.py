@@ -54,16 +54,29 @@ def target_scores(forward_func: Any, call: Call, inputs: Tensors | None, k: int)
     return out.detach().reshape(k, call.batch_size)
 
 
-def channel_scores(
-    n_channels: int,
+def perturbed_channel_map(
+    call: Call,
+    values: Tensor,
+    copied: Tensor,
     per_eval: int | None,
-    bytes_per_channel: int,
-    evaluate: Callable[[int, int], Tensor],
+    stacked_scores: Callable[[int, int], Tensor],
+    weigh: Callable[[Tensor], Tensor],
+    sum_channels: bool,
+    relu: bool,
 ) -> Tensor:
-    """``evaluate(lo, hi) -> (hi - lo, N)`` over every channel in chunks; ``(N, C)``."""
-    step = units_in_budget(per_eval, bytes_per_channel, n_channels)
+    """``Σ_k w_k A_k`` over the channels of ``values`` ``(N, C, *S)``, ``w = weigh(scores)``.
+
+    ``stacked_scores(lo, hi) -> (hi - lo, N)``: the target scores of one perturbed copy of the
+    batch per channel in ``[lo, hi)``, stacked in one forward pass; run without gradients over
+    chunks of ``per_eval`` channels (``None``: sized from the inputs and ``copied``).
+    """
+    n_channels = values.shape[1]
+    step = units_in_budget(per_eval, 4 * (_nbytes(call.inputs) + _nbytes((copied,))), n_channels)
     with torch.no_grad():
-        return torch.cat([evaluate(lo, hi) for lo, hi in chunks(n_channels, step)]).T
+        scores = torch.cat([stacked_scores(lo, hi) for lo, hi in chunks(n_channels, step)]).T
+    w = weigh(scores)
+    w = w.reshape(*w.shape, *([1] * (values.dim() - 2))).to(values.dtype)
+    return weighted_map(w, values, sum_channels, relu)
 
 
 def check_mode(mode: Any) -> None:
@@ -153,10 +166,10 @@ class LayerScoreCam(CamLayer):
                 stacked.append(rep.reshape(k * x.shape[0], *x.shape[1:]))
             return target_scores(self.forward_func, call, tuple(stacked), k)
 
-        per_channel = 4 * (_nbytes(call.inputs) + _nbytes((values,)))
-        scores = channel_scores(values.shape[1], perturbations_per_eval, per_channel, evaluate)
-        w = scores.softmax(1).reshape(*scores.shape, *([1] * (values.dim() - 2)))
-        return weighted_map(w.to(values.dtype), values, attr_dim_summation, relu_attributions)
+        return perturbed_channel_map(
+            call, values, values, perturbations_per_eval, evaluate,
+            lambda scores: scores.softmax(1), attr_dim_summation, relu_attributions,
+        )  # fmt: skip
 
 
 class LayerAblationCam(CamLayer):
@@ -213,11 +226,14 @@ class LayerAblationCam(CamLayer):
 
         with torch.no_grad():
             y = target_scores(self.forward_func, call, None, 1).T  # (N, 1)
-        per_channel = 4 * (_nbytes(call.inputs) + _nbytes((raw,)))
-        scores = channel_scores(values.shape[1], perturbations_per_eval, per_channel, evaluate)
-        w = (y - scores) / torch.where(y != 0, y, torch.ones_like(y))
-        w = w.reshape(*w.shape, *([1] * (values.dim() - 2))).to(values.dtype)
-        return weighted_map(w, values, attr_dim_summation, relu_attributions)
+
+        def relative_drop(scores: Tensor) -> Tensor:
+            return (y - scores) / torch.where(y != 0, y, torch.ones_like(y))
+
+        return perturbed_channel_map(
+            call, values, raw, perturbations_per_eval, evaluate, relative_drop,
+            attr_dim_summation, relu_attributions,
+        )  # fmt: skip
 
     def _channel_positions(self, raw: Tensor) -> Tensor:
         """``(C, M)``: where each channel's elements lie in one example's flattened values."""

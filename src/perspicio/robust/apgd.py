@@ -4,7 +4,6 @@ a step size that halves at checkpoints where the attack stops making progress.""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -13,18 +12,8 @@ from torch import Tensor
 from perspicio._core.call import Call, Tensors
 from perspicio._core.sites import Objective
 from perspicio._core.validate import ArgumentError
-from perspicio.robust.perturbation import (
-    LossGradient,
-    Perturbation,
-    check_bounds,
-    check_count,
-    check_norm,
-    check_number,
-    clamp_to,
-    format_masks,
-    masked,
-)
-from perspicio.robust.pgd import project, random_point
+from perspicio.robust.perturbation import LossAttack, check_number, check_steps
+from perspicio.robust.steps import Masks, masked, pick, rows
 
 
 def checkpoints(step_num: int) -> list[int]:
@@ -38,17 +27,7 @@ def checkpoints(step_num: int) -> list[int]:
     return sorted(w for w in marks if w < step_num)
 
 
-def _rows(flag: Tensor, x: Tensor) -> Tensor:
-    """A per-example flag shaped to broadcast against ``x``."""
-    return flag.reshape(-1, *([1] * (x.dim() - 1)))
-
-
-def _pick(flag: Tensor, a: Tensors, b: Tensors) -> Tensors:
-    """``a`` where ``flag`` (per example), else ``b``."""
-    return tuple(torch.where(_rows(flag, x), x, y) for x, y in zip(a, b))
-
-
-class APGD(Perturbation):
+class APGD(LossAttack):
     """Auto-PGD: projected gradient ascent on the loss with momentum 1 - ``alpha`` and an
     automatic step-size schedule; returns, for each example, the point of highest loss seen.
 
@@ -61,12 +40,8 @@ class APGD(Perturbation):
     Croce and Hein, "Reliable evaluation of adversarial robustness with an ensemble of
     diverse parameter-free attacks", ICML 2020.
 
-    Args:
-        forward_func: the model, or any function of the inputs.
-        loss_func: ``loss_func(outputs, target) -> (N,) losses``; by default ``-log`` of the
-            target output (so the model should give probabilities).
-        lower_bound: the smallest value an input element may take.
-        upper_bound: the largest value an input element may take.
+    The constructor's arguments are those of :class:`~perspicio.robust.perturbation.LossAttack`;
+    ``loss_func`` must give one loss per example (``(N,)``).
 
     Example:
         >>> import torch
@@ -77,19 +52,6 @@ class APGD(Perturbation):
         >>> bool(((adv - x).abs() <= 0.1 + 1e-6).all())
         True
     """
-
-    def __init__(
-        self,
-        forward_func: Callable[..., Any],
-        loss_func: Callable[..., Any] | None = None,
-        lower_bound: float = float("-inf"),
-        upper_bound: float = float("inf"),
-    ) -> None:
-        check_bounds(lower_bound, upper_bound)
-        self._loss = LossGradient(forward_func, loss_func)
-        self.forward_func = forward_func
-        self.loss_func = loss_func
-        self.bound: Callable[[Tensor], Tensor] = clamp_to(lower_bound, upper_bound)
 
     def perturb(  # type: ignore[override]
         self,
@@ -120,19 +82,13 @@ class APGD(Perturbation):
             rho: the fraction of steps since the last checkpoint that must raise the loss.
             alpha: the weight of the new step (``1 - alpha`` is the momentum).
         """
-        check_number(radius, "radius")
-        check_count(step_num, "step_num")
-        check_norm(norm)
+        check_steps(radius, None, step_num, norm)
         for value, name in ((rho, "rho"), (alpha, "alpha")):
             check_number(value, name)
             if value > 1:
                 raise ArgumentError(f"{name} must be in [0, 1], got {value}")
-        call, objective = self._loss.setup(inputs, target, additional_forward_args)
-        masks = format_masks(mask, call.inputs)
-        x0 = tuple(x.detach() for x in call.inputs)
-        start = x0
-        if random_start:
-            start = tuple(self.bound(random_point(x, radius, norm, m)) for x, m in zip(x0, masks))
+        call, objective, masks = self._setup(inputs, target, additional_forward_args, mask)
+        x0, start = self._start(call, masks, radius, norm, random_start)
         run = _Run(self, call, objective, x0, masks, radius, norm, -1.0 if targeted else 1.0)
         # the first point must lie in the feasible set, or the momentum carries the jump into it
         return call.restore(run.ascend(run.project(start), step_num, rho, alpha))
@@ -147,7 +103,7 @@ class _Run:
         call: Call,
         objective: Objective,
         x0: Tensors,
-        masks: tuple[Tensor | None, ...],
+        masks: Masks,
         radius: float,
         norm: str,
         sign: float,
@@ -166,9 +122,7 @@ class _Run:
         return self.sign * loss, tuple(self.sign * g for g in grads)
 
     def project(self, xs: Tensors) -> Tensors:
-        return tuple(
-            self.attack.bound(project(c, x, self.radius, self.norm)) for c, x in zip(self.x0, xs)
-        )
+        return self.attack._project(self.x0, xs, self.radius, self.norm)
 
     def step(self, xs: Tensors, grads: Tensors, eta: Tensor) -> Tensors:
         """``project(x + eta * direction(grad))``, masked."""
@@ -178,9 +132,9 @@ class _Run:
             gs = tuple(masked(g, m) for g, m in zip(grads, self.masks))
             total = sum(g.flatten(1).pow(2).sum(1) for g in gs)
             scale = 1 / torch.as_tensor(total).sqrt().clamp_min(1e-12)
-            dirs = tuple(g * _rows(scale, g) for g in gs)
+            dirs = tuple(g * rows(scale, g) for g in gs)
         return self.project(
-            tuple(x + masked(_rows(eta, x) * d, m) for x, d, m in zip(xs, dirs, self.masks))
+            tuple(x + masked(rows(eta, x) * d, m) for x, d, m in zip(xs, dirs, self.masks))
         )
 
     def ascend(self, start: Tensors, step_num: int, rho: float, alpha: float) -> Tensors:
@@ -198,15 +152,15 @@ class _Run:
             raised += (f_new > f).to(raised.dtype)
             f = f_new
             better = f > best_f
-            best_x, best_g = _pick(better, x, best_x), _pick(better, g, best_g)
+            best_x, best_g = pick(better, x, best_x), pick(better, g, best_g)
             best_f = torch.where(better, f, best_f)
             if k in marks:
                 stalled = (~reduced_last) & (best_f <= last_best)
                 reduce = (raised < rho * (k - last_mark)) | stalled
                 eta = torch.where(reduce, eta / 2, eta)
                 # a restart continues from the best point, without momentum
-                x, x_prev = _pick(reduce, best_x, x), _pick(reduce, best_x, x_prev)
-                g, f = _pick(reduce, best_g, g), torch.where(reduce, best_f, f)
+                x, x_prev = pick(reduce, best_x, x), pick(reduce, best_x, x_prev)
+                g, f = pick(reduce, best_g, g), torch.where(reduce, best_f, f)
                 last_mark, last_best, reduced_last = k, best_f.clone(), reduce
                 raised.zero_()
             z = self.step(x, g, eta)
@@ -215,4 +169,4 @@ class _Run:
             )
             x_prev, x = x, self.project(moved)
         f, _ = self.value_and_grad(x)
-        return _pick(f > best_f, x, best_x)
+        return pick(f > best_f, x, best_x)

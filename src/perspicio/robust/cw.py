@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from perspicio._core.call import Call, Tensors, build_call
+from perspicio._core.call import Call, Tensors
 from perspicio._core.forward import forward_call
 from perspicio._core.sites import InputSite
 from perspicio._core.validate import ArgumentError
-from perspicio.robust.perturbation import (
-    Perturbation,
-    check_bounds,
-    check_count,
-    check_forward_func,
-    check_number,
-    format_masks,
-)
+from perspicio.robust.perturbation import BoundedAttack, check_count, check_number
+from perspicio.robust.steps import Masks, pick
 
 
-def _rows(v: Tensor, x: Tensor) -> Tensor:
-    return v.reshape(-1, *([1] * (x.dim() - 1)))
-
-
-class CarliniWagnerL2(Perturbation):
+class CarliniWagnerL2(BoundedAttack):
     """The smallest L2 change, found by optimisation, that changes the model's class.
 
     Minimises ``||x' - x||_2^2 + c * max(Z_t - max_{j != t} Z_j + confidence, 0)`` (untargeted;
@@ -54,18 +43,6 @@ class CarliniWagnerL2(Perturbation):
         >>> model(adv).argmax(1).item(), round((adv - x).norm().item(), 1)  # 1/sqrt(2) ideally
         (1, 0.7)
     """
-
-    def __init__(
-        self,
-        forward_func: Callable[..., Any],
-        lower_bound: float = float("-inf"),
-        upper_bound: float = float("inf"),
-    ) -> None:
-        check_forward_func(forward_func)
-        check_bounds(lower_bound, upper_bound)
-        self.forward_func = forward_func
-        self.lower_bound = lower_bound
-        self.upper_bound = upper_bound
 
     def perturb(  # type: ignore[override]
         self,
@@ -99,10 +76,9 @@ class CarliniWagnerL2(Perturbation):
         check_count(binary_search_steps, "binary_search_steps")
         check_count(step_num, "step_num")
         check_number(step_size, "step_size", strict=True)
-        call = build_call(inputs, target, additional_forward_args, require_float=True)
+        call, masks = self._call(inputs, target, additional_forward_args, mask)
         if call.target.is_none:
             raise ArgumentError("target is required: the class to leave (or to reach)")
-        masks = format_masks(mask, call.inputs)
         search = _Search(self, call, masks, targeted, confidence)
         n = call.batch_size
         const = torch.full((n,), float(initial_const), device=call.inputs[0].device)
@@ -122,7 +98,7 @@ class _Search:
         self,
         attack: CarliniWagnerL2,
         call: Call,
-        masks: tuple[Tensor | None, ...],
+        masks: Masks,
         targeted: bool,
         confidence: float,
     ) -> None:
@@ -203,6 +179,4 @@ class _Search:
         found |= success
         closer = success & (seen["dist"] < self.best_dist)
         self.best_dist = torch.where(closer, seen["dist"], self.best_dist)
-        self.best = tuple(
-            torch.where(_rows(closer, x), x, b) for x, b in zip(seen["xs"], self.best)
-        )
+        self.best = pick(closer, seen["xs"], self.best)

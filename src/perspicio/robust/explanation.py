@@ -17,22 +17,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from perspicio._core.call import Call, Tensors, build_call
+from perspicio._core.call import Call, Tensors
 from perspicio._core.forward import forward_call
 from perspicio._core.hooks import grad
 from perspicio._core.sites import InputSite
 from perspicio._core.validate import ArgumentError
-from perspicio.robust.perturbation import (
-    Perturbation,
-    check_bounds,
-    check_count,
-    check_forward_func,
-    check_number,
-    clamp_to,
-    format_masks,
-    masked,
-)
-from perspicio.robust.pgd import project
+from perspicio.robust.perturbation import BoundedAttack, check_count, check_number, check_steps
+from perspicio.robust.steps import pick, sign_step
 
 
 def _flat(values: Tensor | Tensors) -> Tensor:
@@ -56,7 +47,7 @@ def topk_intersection(a: Tensor | Tensors, b: Tensor | Tensors, k: int) -> Tenso
     return (topk_mask(a, k) & topk_mask(b, k)).sum(1) / k
 
 
-class AttributionAttack(Perturbation):
+class AttributionAttack(BoundedAttack):
     """Moves the gradient saliency map of ``target`` away from its top ``k`` features while
     keeping the predicted class, within an L-infinity ball: the top-k attack of Ghorbani et al.
 
@@ -84,17 +75,6 @@ class AttributionAttack(Perturbation):
         True
     """
 
-    def __init__(
-        self,
-        forward_func: Callable[..., Any],
-        lower_bound: float = float("-inf"),
-        upper_bound: float = float("inf"),
-    ) -> None:
-        check_forward_func(forward_func)
-        check_bounds(lower_bound, upper_bound)
-        self.forward_func = forward_func
-        self.bound: Callable[[Tensor], Tensor] = clamp_to(lower_bound, upper_bound)
-
     def perturb(  # type: ignore[override]
         self,
         inputs: Any,
@@ -120,40 +100,33 @@ class AttributionAttack(Perturbation):
             mask: one tensor per input, broadcastable to it, multiplying every step.
             threshold: stop moving an example once its intersection is at most this.
         """
-        check_number(radius, "radius")
-        check_number(step_size, "step_size")
-        check_count(step_num, "step_num")
+        check_steps(radius, step_size, step_num)
         check_count(k, "k")
         if threshold is not None:
             check_number(threshold, "threshold")
-        call = build_call(inputs, target, additional_forward_args, require_float=True)
-        masks = format_masks(mask, call.inputs)
-        x0 = tuple(x.detach() for x in call.inputs)
+        call, masks = self._call(inputs, target, additional_forward_args, mask)
+        x0, xs = self._start(call, masks, radius, "Linf", False)
         state = _Saliency(self.forward_func, call)
         state.evaluate(x0)
         top = topk_mask(state.seen["saliency"], k)
         label = state.seen["label"]
         best, best_score = x0, torch.ones(call.batch_size, device=top.device)
         done = torch.zeros(call.batch_size, dtype=torch.bool, device=top.device)
-        xs = x0
         for i in range(step_num + 1):
             if i > 0:  # measure the point reached by the last step
                 state.evaluate(xs)
             score = (topk_mask(state.seen["saliency"], k) & top).sum(1) / k
             keep = (state.seen["label"] == label) & (score < best_score) & ~done
-            best = tuple(
-                torch.where(keep.reshape(-1, *[1] * (x.dim() - 1)), x, b) for x, b in zip(xs, best)
-            )
+            best = pick(keep, xs, best)
             best_score = torch.where(keep, score, best_score)
             if threshold is not None:
                 done |= keep & (score <= threshold)
             if i == step_num:
                 break
             grads = state.share_grads(xs, top)
-            xs = tuple(
-                self.bound(project(c, x - masked(step_size * g.sign(), m), radius, "Linf"))
-                for c, x, g, m in zip(x0, xs, grads, masks)
-            )
+            # a targeted sign step: down the gradient of the share (no element is held still)
+            stepped = sign_step(xs, grads, step_size, True, masks, zero_thresh=0.0)
+            xs = self._project(x0, stepped, radius, "Linf")
         return call.restore(best)
 
 

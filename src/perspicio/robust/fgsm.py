@@ -2,41 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-import torch
-from torch import Tensor
-
-from perspicio._core.call import Tensors
-from perspicio.robust.perturbation import (
-    LossGradient,
-    Perturbation,
-    check_bounds,
-    check_number,
-    clamp_to,
-    format_masks,
-    masked,
-)
+from perspicio.robust.perturbation import LossAttack, check_number
+from perspicio.robust.steps import sign_step
 
 
-def sign_step(
-    xs: Tensors,
-    grads: Tensors,
-    step: float,
-    targeted: bool,
-    masks: tuple[Tensor | None, ...],
-    zero_thresh: float,
-) -> Tensors:
-    """``x ± step * sign(grad)`` (minus when targeted), only where ``|grad| > zero_thresh``."""
-    sign = -1.0 if targeted else 1.0
-    return tuple(
-        torch.where(g.abs() > zero_thresh, x + masked(sign * step * torch.sign(g), m), x)
-        for x, g, m in zip(xs, grads, masks)
-    )
-
-
-class FGSM(Perturbation):
+class FGSM(LossAttack):
     """Fast Gradient Sign Method: one step of size ``epsilon`` along the sign of the gradient.
 
     Untargeted, ``x' = x + epsilon * sign(grad L(x, target))`` (``target`` is the true label);
@@ -46,12 +18,7 @@ class FGSM(Perturbation):
 
     Goodfellow et al., "Explaining and Harnessing Adversarial Examples", ICLR 2015.
 
-    Args:
-        forward_func: the model, or any function of the inputs.
-        loss_func: ``loss_func(outputs, target) -> loss``; by default ``-log`` of the target
-            output (so the model should give probabilities).
-        lower_bound: the smallest value an input element may take.
-        upper_bound: the largest value an input element may take.
+    The constructor's arguments are those of :class:`~perspicio.robust.perturbation.LossAttack`.
 
     Example:
         >>> import torch
@@ -62,22 +29,6 @@ class FGSM(Perturbation):
         >>> bool(((adv - x).abs() <= 0.1 + 1e-7).all()), bool((adv >= -0.05).all())
         (True, True)
     """
-
-    def __init__(
-        self,
-        forward_func: Callable[..., Any],
-        loss_func: Callable[..., Any] | None = None,
-        lower_bound: float = float("-inf"),
-        upper_bound: float = float("inf"),
-    ) -> None:
-        check_bounds(lower_bound, upper_bound)
-        self._loss = LossGradient(forward_func, loss_func)
-        self.forward_func = forward_func
-        self.loss_func = loss_func
-        self.lower_bound = lower_bound
-        self.upper_bound = upper_bound
-        self.bound: Callable[[Tensor], Tensor] = clamp_to(lower_bound, upper_bound)
-        self.zero_thresh = 1e-6
 
     def perturb(  # type: ignore[override]
         self,
@@ -101,8 +52,7 @@ class FGSM(Perturbation):
                 elements fixed).
         """
         check_number(epsilon, "epsilon")
-        call, objective = self._loss.setup(inputs, target, additional_forward_args)
-        masks = format_masks(mask, call.inputs)
+        call, objective, masks = self._setup(inputs, target, additional_forward_args, mask)
         grads, _ = self._loss.at(objective, call, call.inputs)
         stepped = sign_step(call.inputs, grads, epsilon, targeted, masks, self.zero_thresh)
         return call.restore(self.bound(x) for x in stepped)

@@ -1,4 +1,8 @@
-"""The base of every attack, and what the gradient attacks share: checks, masks, the loss.
+"""The base of every attack, and what the attacks share: checks, masks, the loss, the bases.
+
+:class:`BoundedAttack` holds what every attack on a model's inputs has (the model, the bounds,
+the call with its masks, the start and the projection); :class:`LossAttack` adds the loss
+gradient, for FGSM, PGD and APGD. The step geometry is in :mod:`perspicio.robust.steps`.
 
 An attack's gradient is the gradient of a loss, not of a target score: it is taken with
 :func:`~perspicio._core.sites.loss_objective` on an :class:`~perspicio._core.sites.InputSite`,
@@ -17,6 +21,7 @@ from torch import Tensor
 from perspicio._core.call import Call, Tensors, as_tensors, build_call
 from perspicio._core.sites import InputSite, Objective, loss_objective
 from perspicio._core.validate import ArgumentError
+from perspicio.robust.steps import Masks, project, random_point
 
 NORMS = ("Linf", "L2")
 
@@ -86,7 +91,16 @@ def check_forward_func(forward_func: Any) -> None:
         )
 
 
-def format_masks(mask: Any, inputs: Tensors) -> tuple[Tensor | None, ...]:
+def check_steps(radius: Any, step_size: Any, step_num: Any, norm: Any = "Linf") -> None:
+    """The ball and the schedule of an iterative attack (``step_size=None``: it has none)."""
+    check_number(radius, "radius")
+    if step_size is not None:
+        check_number(step_size, "step_size")
+    check_count(step_num, "step_num")
+    check_norm(norm)
+
+
+def format_masks(mask: Any, inputs: Tensors) -> Masks:
     """One mask per input (``None``: every element may move), each broadcastable to it."""
     if mask is None:
         return (None,) * len(inputs)
@@ -104,10 +118,6 @@ def format_masks(mask: Any, inputs: Tensors) -> tuple[Tensor | None, ...]:
                 f"input's shape {tuple(x.shape)}"
             )
     return tuple(m.to(device=x.device) for m, x in zip(masks, inputs))
-
-
-def masked(step: Tensor, mask: Tensor | None) -> Tensor:
-    return step if mask is None else step * mask
 
 
 class LossGradient:
@@ -149,3 +159,78 @@ def clamp_to(lower_bound: float, upper_bound: float) -> Callable[[Tensor], Tenso
         return torch.clamp(x, min=lower_bound, max=upper_bound)
 
     return bound
+
+
+class BoundedAttack(Perturbation):
+    """An attack on the inputs of ``forward_func`` whose points stay within ``bound``.
+
+    ``bound`` clamps into ``[lower_bound, upper_bound]`` unless replaced.
+    """
+
+    def __init__(
+        self,
+        forward_func: Callable[..., Any],
+        lower_bound: float = float("-inf"),
+        upper_bound: float = float("inf"),
+    ) -> None:
+        check_forward_func(forward_func)
+        check_bounds(lower_bound, upper_bound)
+        self.forward_func = forward_func
+        self.lower_bound = lower_bound
+        self.upper_bound = upper_bound
+        self.bound: Callable[[Tensor], Tensor] = clamp_to(lower_bound, upper_bound)
+
+    @staticmethod
+    def _call(
+        inputs: Any, target: Any, additional_forward_args: Any, mask: Any
+    ) -> tuple[Call, Masks]:
+        """The call (float inputs) and one mask per input, validated before any work."""
+        call = build_call(inputs, target, additional_forward_args, require_float=True)
+        return call, format_masks(mask, call.inputs)
+
+    def _start(
+        self, call: Call, masks: Masks, radius: float, norm: str, random_start: bool
+    ) -> tuple[Tensors, Tensors]:
+        """The inputs (detached), and the first iterate: a random point of the ball around
+        them with ``random_start``, else the inputs."""
+        x0 = tuple(x.detach() for x in call.inputs)
+        if not random_start:
+            return x0, x0
+        return x0, tuple(self.bound(random_point(x, radius, norm, m)) for x, m in zip(x0, masks))
+
+    def _project(self, x0: Tensors, xs: Tensors, radius: float, norm: str) -> Tensors:
+        """``xs`` projected on the ``norm`` balls of ``radius`` around ``x0``, then bounded."""
+        return tuple(self.bound(project(c, x, radius, norm)).detach() for c, x in zip(x0, xs))
+
+
+class LossAttack(BoundedAttack):
+    """A bounded attack that follows the gradient of a loss (see :class:`LossGradient`).
+
+    Elements whose gradient is at most ``zero_thresh`` in magnitude do not take sign steps.
+
+    Args:
+        forward_func: the model, or any function of the inputs.
+        loss_func: ``loss_func(outputs, target) -> loss``; by default ``-log`` of the target
+            output (so the model should give probabilities).
+        lower_bound: the smallest value an input element may take.
+        upper_bound: the largest value an input element may take.
+    """
+
+    def __init__(
+        self,
+        forward_func: Callable[..., Any],
+        loss_func: Callable[..., Any] | None = None,
+        lower_bound: float = float("-inf"),
+        upper_bound: float = float("inf"),
+    ) -> None:
+        super().__init__(forward_func, lower_bound, upper_bound)
+        self._loss = LossGradient(forward_func, loss_func)
+        self.loss_func = loss_func
+        self.zero_thresh = 1e-6
+
+    def _setup(
+        self, inputs: Any, target: Any, additional_forward_args: Any, mask: Any
+    ) -> tuple[Call, Objective, Masks]:
+        """The call, the loss objective and one mask per input, validated before any work."""
+        call, objective = self._loss.setup(inputs, target, additional_forward_args)
+        return call, objective, format_masks(mask, call.inputs)

@@ -1,25 +1,17 @@
-"""Captum's ``captum.attr._utils.lrp_rules`` path: the LRP rule classes of :mod:`perspicio.lrp`."""
+"""Captum's ``captum.attr._utils.lrp_rules`` path: the LRP rule classes of :mod:`perspicio.lrp`.
 
-from perspicio.lrp import (
-    Alpha1_Beta0_Rule,
-    EpsilonRule,
-    FlatRule,
-    GammaRule,
-    IdentityRule,
-    PropagationRule,
-    WSquareRule,
-    ZBoxRule,
-    ZPlusRule,
-)
+Its names are those :data:`perspicio._captum_paths.CAPTUM_PATHS` lists for this path.
+"""
 
-__all__ = [
-    "Alpha1_Beta0_Rule",
-    "EpsilonRule",
-    "FlatRule",
-    "GammaRule",
-    "IdentityRule",
-    "PropagationRule",
-    "WSquareRule",
-    "ZBoxRule",
-    "ZPlusRule",
-]
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from perspicio._captum_paths import exports
+
+if TYPE_CHECKING:  # the same objects, with their types, for static checkers
+    from perspicio.lrp import *  # noqa: F403
+
+_objects = exports(__name__)
+globals().update(_objects)
+__all__ = list(_objects)

@@ -1,25 +1,17 @@
-"""Captum's ``captum._utils.models.linear_model`` path: the surrogate models of :mod:`perspicio.models`."""
+"""Captum's ``captum._utils.models.linear_model`` path: the surrogate models of :mod:`perspicio.models`.
 
-from perspicio.models import (
-    LinearModel,
-    SGDLasso,
-    SGDLinearModel,
-    SGDLinearRegression,
-    SGDRidge,
-    SkLearnLasso,
-    SkLearnLinearModel,
-    SkLearnLinearRegression,
-    SkLearnRidge,
-)
+Its names are those :data:`perspicio._captum_paths.CAPTUM_PATHS` lists for this path.
+"""
 
-__all__ = [
-    "LinearModel",
-    "SGDLasso",
-    "SGDLinearModel",
-    "SGDLinearRegression",
-    "SGDRidge",
-    "SkLearnLasso",
-    "SkLearnLinearModel",
-    "SkLearnLinearRegression",
-    "SkLearnRidge",
-]
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from perspicio._captum_paths import exports
+
+if TYPE_CHECKING:  # the same objects, with their types, for static checkers
+    from perspicio.models import *  # noqa: F403
+
+_objects = exports(__name__)
+globals().update(_objects)
+__all__ = list(_objects)
