@@ -17,7 +17,7 @@ from perspicio.metrics.complexity import complexity, sparseness
 from perspicio.metrics.faithfulness import deletion_curve, faithfulness_correlation, insertion_curve
 from perspicio.metrics.infidelity import infidelity, infidelity_perturb_func_decorator
 from perspicio.metrics.sensitivity import sensitivity_avg, sensitivity_max
-from perspicio.perturbation.progress import progress
+from perspicio._core.progress import progress
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ from perspicio._core.hooks import handles, replace
 from perspicio._core.sites import LayerSite
 from perspicio._core.target import Target
 from perspicio._core.validate import ArgumentError
-from perspicio.perturbation.progress import progress
+from perspicio._core.progress import progress
 
 Evaluate = Callable[[Tensors, int], Any]
 """``(stacked site values with k * N rows, k) -> objective output`` (a tensor or a Future)."""

@@ -1,0 +1,13 @@
+"""Influence of training examples on predictions (Captum's ``captum.influence`` names)."""
+
+from __future__ import annotations
+
+from perspicio.influence.base import DataInfluence, KMostInfluentialResults
+from perspicio.influence.tracincp import TracInCP, TracInCPBase
+
+__all__ = [
+    "DataInfluence",
+    "KMostInfluentialResults",
+    "TracInCP",
+    "TracInCPBase",
+]
