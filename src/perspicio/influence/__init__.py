@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from perspicio.influence.base import DataInfluence, KMostInfluentialResults
+from perspicio.influence.fast import (
+    NearestNeighbors,
+    TorchNearestNeighbors,
+    TracInCPFast,
+    TracInCPFastRandProj,
+)
 from perspicio.influence.tracincp import TracInCP, TracInCPBase
 
 __all__ = [
     "DataInfluence",
     "KMostInfluentialResults",
+    "NearestNeighbors",
+    "TorchNearestNeighbors",
     "TracInCP",
     "TracInCPBase",
+    "TracInCPFast",
+    "TracInCPFastRandProj",
 ]
