@@ -9,11 +9,14 @@ from perspicio.influence.fast import (
     TracInCPFast,
     TracInCPFastRandProj,
 )
+from perspicio.influence.functions import ArnoldiInfluenceFunction, NaiveInfluenceFunction
 from perspicio.influence.tracincp import TracInCP, TracInCPBase
 
 __all__ = [
+    "ArnoldiInfluenceFunction",
     "DataInfluence",
     "KMostInfluentialResults",
+    "NaiveInfluenceFunction",
     "NearestNeighbors",
     "TorchNearestNeighbors",
     "TracInCP",
