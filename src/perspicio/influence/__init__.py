@@ -10,6 +10,7 @@ from perspicio.influence.fast import (
     TracInCPFastRandProj,
 )
 from perspicio.influence.functions import ArnoldiInfluenceFunction, NaiveInfluenceFunction
+from perspicio.influence.similarity import SimilarityInfluence
 from perspicio.influence.tracincp import TracInCP, TracInCPBase
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "KMostInfluentialResults",
     "NaiveInfluenceFunction",
     "NearestNeighbors",
+    "SimilarityInfluence",
     "TorchNearestNeighbors",
     "TracInCP",
     "TracInCPBase",
