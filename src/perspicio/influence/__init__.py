@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 from perspicio.influence.base import DataInfluence, KMostInfluentialResults
+from perspicio.influence.ekfac import EKFACInfluence
+from perspicio.influence.evaluation import (
+    linear_datamodeling_score,
+    logistic_loo,
+    loo_correlation,
+    spearman,
+)
 from perspicio.influence.fast import (
     NearestNeighbors,
     TorchNearestNeighbors,
@@ -16,6 +23,7 @@ from perspicio.influence.tracincp import TracInCP, TracInCPBase
 __all__ = [
     "ArnoldiInfluenceFunction",
     "DataInfluence",
+    "EKFACInfluence",
     "KMostInfluentialResults",
     "NaiveInfluenceFunction",
     "NearestNeighbors",
@@ -25,4 +33,8 @@ __all__ = [
     "TracInCPBase",
     "TracInCPFast",
     "TracInCPFastRandProj",
+    "linear_datamodeling_score",
+    "logistic_loo",
+    "loo_correlation",
+    "spearman",
 ]
