@@ -32,15 +32,15 @@ def euclidean_distance(test: Tensor, train: Tensor) -> Tensor:
 def cosine_similarity(test: Tensor, train: Tensor, replace_nan: int = 0) -> Tensor:
     """``(n_test, n_train)`` cosine similarities between flattened rows.
 
-    A zero row has no direction: its entries are ``replace_nan``.
+    A zero row has no direction: its similarities are ``replace_nan``. (Captum writes
+    ``replace_nan`` into the zero row's entries before the product, so its score for such a
+    pair depends on the other row; here it is ``replace_nan`` itself.)
     """
-
-    def unit(x: Tensor) -> Tensor:
-        x = x.reshape(len(x), -1)
-        norm = x.norm(dim=1, keepdim=True)
-        return torch.where(norm != 0, x / norm.clamp_min(1e-300), x.new_tensor(float(replace_nan)))
-
-    return unit(test) @ unit(train).T
+    test, train = test.reshape(len(test), -1), train.reshape(len(train), -1)
+    n_test, n_train = test.norm(dim=1, keepdim=True), train.norm(dim=1, keepdim=True)
+    sim = (test / n_test.clamp_min(1e-300)) @ (train / n_train.clamp_min(1e-300)).T
+    zero = (n_test == 0) | (n_train == 0).T
+    return torch.where(zero, sim.new_tensor(float(replace_nan)), sim)
 
 
 def _as_args(batch: Any) -> tuple[Any, ...]:
