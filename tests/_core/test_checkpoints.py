@@ -84,16 +84,17 @@ def test_pickled_objects_are_refused(tmp_path: Path) -> None:
         (lambda s: s.update({"0.weight": torch.ones(2, 2)}), "has shape"),
     ],
 )
-def test_mismatched_checkpoint_is_rejected_before_any_change(tmp_path: Path, change, message) -> None:  # type: ignore[no-untyped-def]
+def test_mismatched_checkpoint_is_rejected_before_any_change(
+    tmp_path: Path, change, message
+) -> None:  # type: ignore[no-untyped-def]
     m = model()
     state = {k: v + 1 for k, v in m.state_dict().items()}
     change(state)
     path = tmp_path / "c.pt"
     torch.save(state, path)
     before = snapshot(m)
-    with pytest.raises(ArgumentError, match=message):
-        with at_checkpoint(m, str(path)):
-            pass
+    with pytest.raises(ArgumentError, match=message), at_checkpoint(m, str(path)):
+        pass
     with pytest.raises(ArgumentError, match=message):
         load_state_dict(m, str(path))
     assert same(m, before)
@@ -111,9 +112,8 @@ def test_user_loader_is_undone_even_after_an_error() -> None:
     with at_checkpoint(m, "x", load) as lr:
         assert lr == 2.0 and not same(m, before)
     assert same(m, before)
-    with pytest.raises(RuntimeError, match="boom"):
-        with at_checkpoint(m, "x", load):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), at_checkpoint(m, "x", load):
+        raise RuntimeError("boom")
     assert same(m, before)
     assert [p.requires_grad for p in m.parameters()] == grads_flag
 
@@ -126,3 +126,12 @@ def test_restored_puts_back_replaced_tensors() -> None:
         m.load_state_dict({k: v * 2 for k, v in before.items()}, assign=True)
         assert m[0].weight is not weight
     assert m[0].weight is weight and same(m, before)
+
+
+def test_a_loader_must_return_a_rate() -> None:
+    m = model()
+    before = snapshot(m)
+    with pytest.raises(TypeError, match="must return the learning rate"):
+        with at_checkpoint(m, "x", lambda module, path: "fast"):
+            pass
+    assert same(m, before)

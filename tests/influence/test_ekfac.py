@@ -61,7 +61,9 @@ def test_exact_when_the_factorisation_is(layer: Any, shape: tuple[int, ...]) -> 
     expected = G[:3] @ torch.linalg.solve(F, G.T)
     torch.testing.assert_close(ekfac.influence((X[:3], torch.zeros(3))), expected)
     torch.testing.assert_close(ekfac.inverse_hvp(G[:3]), torch.linalg.solve(F, G[:3].T).T)
-    torch.testing.assert_close(ekfac.self_influence(), torch.diagonal(G @ torch.linalg.solve(F, G.T)))
+    torch.testing.assert_close(
+        ekfac.self_influence(), torch.diagonal(G @ torch.linalg.solve(F, G.T))
+    )
 
 
 @pytest.mark.parametrize("conv", [False, True])
@@ -81,7 +83,9 @@ def test_eigenvalues_are_the_second_moments_in_the_eigenbasis(conv: bool) -> Non
     for f, layer in zip(ekfac.factors, (model[0], model[-1])):
         expected = torch.zeros_like(f.eigenvalues)
         for i in range(len(X)):
-            gw, gb = torch.autograd.grad(loss(model(X[i : i + 1]), y[i : i + 1]), [layer.weight, layer.bias])
+            gw, gb = torch.autograd.grad(
+                loss(model(X[i : i + 1]), y[i : i + 1]), [layer.weight, layer.bias]
+            )
             G = torch.cat([gw.reshape(len(gw), -1), gb[:, None]], dim=1)
             expected += (f.q_s.T @ G @ f.q_a) ** 2
         torch.testing.assert_close(f.eigenvalues, expected)

@@ -90,7 +90,9 @@ def test_linear_datamodeling_score_separates_good_scores_from_noise() -> None:
     scores = fn.influence((Xt, yt))
     assert isinstance(scores, torch.Tensor)
     good = linear_datamodeling_score(scores, retrain, measure, n_subsets=12, seed=1)
-    noise = linear_datamodeling_score(torch.randn(5, 40, generator=gen), retrain, measure, n_subsets=12, seed=1)
+    noise = linear_datamodeling_score(
+        torch.randn(5, 40, generator=gen), retrain, measure, n_subsets=12, seed=1
+    )
     assert good > 0.3 and good > noise + 0.2
 
 
@@ -98,6 +100,10 @@ def test_bad_input() -> None:
     with pytest.raises(ArgumentError, match="equal shapes"):
         spearman(torch.zeros(3), torch.zeros(4))
     with pytest.raises(ArgumentError, match="alpha must be in"):
-        linear_datamodeling_score(torch.zeros(2, 5), lambda i: None, lambda m: torch.zeros(2), alpha=1.0)
+        linear_datamodeling_score(
+            torch.zeros(2, 5), lambda i: None, lambda m: torch.zeros(2), alpha=1.0
+        )
     with pytest.raises(ArgumentError, match="n_subsets must be at least 3"):
-        linear_datamodeling_score(torch.zeros(2, 5), lambda i: None, lambda m: torch.zeros(2), n_subsets=2)
+        linear_datamodeling_score(
+            torch.zeros(2, 5), lambda i: None, lambda m: torch.zeros(2), n_subsets=2
+        )

@@ -74,7 +74,10 @@ def test_rand_proj_without_projection_is_exact(problem: dict[str, Any]) -> None:
     torch.testing.assert_close(proj.self_influence(), fast.self_influence())
     torch.testing.assert_close(proj.self_influence(test), fast.self_influence(test))
     for proponents in (True, False):
-        a, b = proj.influence(test, k=3, proponents=proponents), fast.influence(test, k=3, proponents=proponents)
+        a, b = (
+            proj.influence(test, k=3, proponents=proponents),
+            fast.influence(test, k=3, proponents=proponents),
+        )
         assert torch.equal(a.indices, b.indices)
         torch.testing.assert_close(a.influence_scores, b.influence_scores)
 
@@ -98,7 +101,9 @@ def test_projection_keeps_the_top_k_on_a_known_case() -> None:
     states, load = rates(model)
     data = TensorDataset(X, labels)
     exact = TracInCPFast(model, model[0], data, states, load, loss, batch_size=16)
-    proj = TracInCPFastRandProj(model, model[0], data, states, load, loss, batch_size=16, projection_dim=225)
+    proj = TracInCPFastRandProj(
+        model, model[0], data, states, load, loss, batch_size=16, projection_dim=225
+    )
     assert proj.src_intermediate_quantities.shape == (30, 2 * 150)
     members = torch.arange(30).reshape(5, 6)
     for method in (exact, proj):

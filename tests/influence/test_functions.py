@@ -40,15 +40,21 @@ def problem() -> dict[str, Any]:
     return dict(X=X, y=y, model=model, data=TensorDataset(X, y))
 
 
-def dense_reference(model: nn.Module, X: torch.Tensor, y: torch.Tensor, reg: float) -> tuple[Any, Any]:
+def dense_reference(
+    model: nn.Module, X: torch.Tensor, y: torch.Tensor, reg: float
+) -> tuple[Any, Any]:
     """Per-example gradients by loops and the Hessian by double backward, entry by entry."""
     params = list(model.parameters())
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
 
     def flat_grad(loss: torch.Tensor, create: bool = False) -> torch.Tensor:
-        return torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params, create_graph=create)])
+        return torch.cat(
+            [g.reshape(-1) for g in torch.autograd.grad(loss, params, create_graph=create)]
+        )
 
-    grads = torch.stack([flat_grad(loss_fn(model(X[i : i + 1]), y[i : i + 1])) for i in range(len(X))])
+    grads = torch.stack(
+        [flat_grad(loss_fn(model(X[i : i + 1]), y[i : i + 1])) for i in range(len(X))]
+    )
     total = flat_grad(loss_fn(model(X), y), create=True)
     H = torch.stack([
         torch.cat([g.reshape(-1) for g in torch.autograd.grad(total[j], params, retain_graph=True)])
@@ -130,7 +136,9 @@ def test_bad_input(problem: dict[str, Any]) -> None:
     with pytest.raises(ArgumentError, match="arnoldi_dim must be a positive int"):
         ArnoldiInfluenceFunction(p["model"], p["data"], None, keep, loss_fn=loss, arnoldi_dim=0)
     with pytest.raises(ArgumentError, match="no eigenvalue above hessian_inverse_tol"):
-        NaiveInfluenceFunction(p["model"], p["data"], None, keep, loss_fn=loss, hessian_inverse_tol=1e9)
+        NaiveInfluenceFunction(
+            p["model"], p["data"], None, keep, loss_fn=loss, hessian_inverse_tol=1e9
+        )
     fn = NaiveInfluenceFunction(p["model"], p["data"], None, keep, loss_fn=loss)
     with pytest.raises(ArgumentError, match="k=17 is larger"):
         fn.influence((p["X"][:2], p["y"][:2]), k=17)

@@ -31,7 +31,9 @@ def test_matches_brute_force(tmp_path: Path, batch_size: int, direction: str) ->
         acts = {"0": m[0](X), "2": m(X)}
     for layer, act in acts.items():
         if direction == "max":
-            full = torch.stack([torch.cosine_similarity(act[i : i + 1], act, dim=1) for i in range(2)])
+            full = torch.stack(
+                [torch.cosine_similarity(act[i : i + 1], act, dim=1) for i in range(2)]
+            )
         else:
             full = torch.stack([(act[i] - act).norm(dim=1) for i in range(2)])
         expected = torch.topk(full, 3, dim=1, largest=direction == "max")
@@ -56,7 +58,9 @@ def test_activations_are_stored_and_reused(tmp_path: Path) -> None:
         m[2].weight.mul_(-1)
     again = sim.influence(X[:1], top_k=2, load_src_from_disk=True)
     recomputed = sim.influence(X[:1], top_k=2, load_src_from_disk=False)
-    assert not torch.equal(again["2"][1], first["2"][1]) or not torch.equal(again["2"][0], first["2"][0])
+    assert not torch.equal(again["2"][1], first["2"][1]) or not torch.equal(
+        again["2"][0], first["2"][0]
+    )
     with torch.no_grad():
         torch.testing.assert_close(load_file(str(path))["activations"], m(X))
     assert recomputed["2"][0].shape == (1, 2)
@@ -76,13 +80,17 @@ def test_zero_activations_are_reported(tmp_path: Path) -> None:
 def test_bad_input(tmp_path: Path) -> None:
     m = model()
     X = torch.randn(5, 3)
-    with pytest.raises(ArgumentError, match="similarity_direction must be 'max' or 'min', got 'up'"):
+    with pytest.raises(
+        ArgumentError, match="similarity_direction must be 'max' or 'min', got 'up'"
+    ):
         SimilarityInfluence(m, "0", X, str(tmp_path), similarity_direction="up")
     with pytest.raises(ArgumentError, match="'nope' is not a module"):
         SimilarityInfluence(m, ["nope"], X, str(tmp_path))
     sim = SimilarityInfluence(m, "0", X, str(tmp_path))
     with pytest.raises(ArgumentError, match="top_k=6 is larger than the training data"):
         sim.influence(X[:1], top_k=6)
-    bad = SimilarityInfluence(m, "0", X, str(tmp_path / "b"), similarity_metric=lambda a, b: a @ a.T)
+    bad = SimilarityInfluence(
+        m, "0", X, str(tmp_path / "b"), similarity_metric=lambda a, b: a @ a.T
+    )
     with pytest.raises(ArgumentError, match="similarity_metric returned shape"):
         bad.influence(X[:2], top_k=1)

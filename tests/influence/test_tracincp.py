@@ -40,7 +40,9 @@ def test_closed_form_on_linear_regression(tmp_path: Path) -> None:
     model = nn.Sequential(nn.Linear(4, 1), nn.Flatten(0))
     rates = (0.5, 2.0)
     paths = save_checkpoints(model, tmp_path, rates)
-    tracin = TracInCP(model, TensorDataset(X, y), str(tmp_path), loss_fn=nn.MSELoss(reduction="none"))
+    tracin = TracInCP(
+        model, TensorDataset(X, y), str(tmp_path), loss_fn=nn.MSELoss(reduction="none")
+    )
     Xt, yt = torch.randn(3, 4), torch.randn(3)
     expected = torch.zeros(3, 9)
     for path, lr in zip(paths, rates):
@@ -116,7 +118,9 @@ def test_batching_does_not_change_results(problem: dict[str, Any], batch_size: i
     torch.testing.assert_close(other.self_influence(), ref.self_influence())
     loader = DataLoader(TensorDataset(problem["X"], problem["y"]), batch_size=batch_size)
     via_loader = make(problem, data=loader)
-    torch.testing.assert_close(via_loader.influence(DataLoader(TensorDataset(*test), 2)), ref.influence(test))
+    torch.testing.assert_close(
+        via_loader.influence(DataLoader(TensorDataset(*test), 2)), ref.influence(test)
+    )
 
 
 @pytest.mark.parametrize("proponents", [True, False])

@@ -80,7 +80,10 @@ def test_tracincp(setup: dict[str, Any], kwargs: dict[str, Any]) -> None:
     loader = DataLoader(TensorDataset(*test), batch_size=3)
     close(b.compute_intermediate_quantities(loader), a.compute_intermediate_quantities(loader))
     for proponents in (True, False):
-        same_top_k(b.influence(test, k=4, proponents=proponents), a.influence(test, k=4, proponents=proponents))
+        same_top_k(
+            b.influence(test, k=4, proponents=proponents),
+            a.influence(test, k=4, proponents=proponents),
+        )
 
 
 @pytest.mark.parametrize("reduction", ["sum", "mean"])
@@ -102,7 +105,9 @@ class BruteForce:
     def setup(self, data: torch.Tensor) -> None:
         self.data = data.reshape(len(data), -1)
 
-    def get_nearest_neighbors(self, query: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def get_nearest_neighbors(
+        self, query: torch.Tensor, k: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         scores, idx = torch.topk(query.reshape(len(query), -1) @ self.data.T, k, dim=1)
         return idx, scores
 
@@ -121,7 +126,10 @@ def test_tracincp_fast_rand_proj(setup: dict[str, Any], projection_dim: int | No
     close(b.influence(test, k=None), a.influence(test, k=None))
     close(b.compute_intermediate_quantities(test), a.compute_intermediate_quantities(test))
     for proponents in (True, False):
-        same_top_k(b.influence(test, k=3, proponents=proponents), a.influence(test, k=3, proponents=proponents))
+        same_top_k(
+            b.influence(test, k=3, proponents=proponents),
+            a.influence(test, k=3, proponents=proponents),
+        )
 
 
 @pytest.mark.parametrize("kwargs", LOSSES[:4], ids=lambda k: str(sorted(k.items()))[:60])
@@ -166,7 +174,9 @@ def test_similarity_influence(tmp_path: Path, metric: str) -> None:
     if metric == "euclidean":
         kw_a = dict(similarity_metric=theirs_module.euclidean_distance, similarity_direction="min")
         kw_b = dict(similarity_metric=ours_module.euclidean_distance, similarity_direction="min")
-    a = captum_influence.SimilarityInfluence(model, ["0", "2"], X, str(tmp_path / "a"), batch_size=4, **kw_a)
+    a = captum_influence.SimilarityInfluence(
+        model, ["0", "2"], X, str(tmp_path / "a"), batch_size=4, **kw_a
+    )
     b = ours.SimilarityInfluence(model, ["0", "2"], X, str(tmp_path / "b"), batch_size=4, **kw_b)
     ra, rb = a.influence(X[:3], top_k=3), b.influence(X[:3], top_k=3)
     assert ra.keys() == rb.keys()
@@ -182,7 +192,10 @@ def test_reduction_rules_and_messages(setup: dict[str, Any]) -> None:
     s = setup
     args = (s["model"], s["data"], s["paths"], s["load"])
     cases = [
-        (dict(loss_fn=nn.CrossEntropyLoss(reduction="none"), sample_wise_grads_per_batch=True), '"sum" or "mean"'),
+        (
+            dict(loss_fn=nn.CrossEntropyLoss(reduction="none"), sample_wise_grads_per_batch=True),
+            '"sum" or "mean"',
+        ),
         (dict(loss_fn=nn.CrossEntropyLoss(reduction="sum")), 'must be "none"'),
     ]
     for kwargs, message in cases:
@@ -193,9 +206,13 @@ def test_reduction_rules_and_messages(setup: dict[str, Any]) -> None:
     m = s["model"]
     for cls in ("TracInCPFast",):
         with pytest.raises(AssertionError, match='"sum" or "mean"'):
-            getattr(captum_influence, cls)(m, m[2], s["data"], s["paths"], s["load"], nn.CrossEntropyLoss(reduction="none"))
+            getattr(captum_influence, cls)(
+                m, m[2], s["data"], s["paths"], s["load"], nn.CrossEntropyLoss(reduction="none")
+            )
         with pytest.raises(ArgumentError, match='"sum" or "mean"'):
-            getattr(ours, cls)(m, m[2], s["data"], s["paths"], s["load"], nn.CrossEntropyLoss(reduction="none"))
+            getattr(ours, cls)(
+                m, m[2], s["data"], s["paths"], s["load"], nn.CrossEntropyLoss(reduction="none")
+            )
 
 
 def test_k_larger_than_the_data_differs(setup: dict[str, Any]) -> None:

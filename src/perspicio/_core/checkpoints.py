@@ -48,7 +48,9 @@ def checkpoint_paths(checkpoints: str | Iterable[Any], name: str = "checkpoints"
     elif isinstance(checkpoints, Iterable):
         paths = list(checkpoints)
     else:
-        raise TypeError(f"{name} must be a folder, a list of paths or an iterable, got {checkpoints!r}")
+        raise TypeError(
+            f"{name} must be a folder, a list of paths or an iterable, got {checkpoints!r}"
+        )
     if not paths:
         raise ArgumentError(f"{name} {checkpoints!r} holds no checkpoints")
     return paths
@@ -145,4 +147,9 @@ def at_checkpoint(model: nn.Module, path: Any, load: LoadFunc | None = None) -> 
         return
     with restored(model):
         lr = load(model, path)
+        if lr is not None and not isinstance(lr, int | float | Tensor):
+            raise TypeError(
+                "checkpoints_load_func must return the learning rate (a number) or None, got "
+                f"{type(lr).__name__}"
+            )
         yield 1.0 if lr is None else float(lr)

@@ -82,12 +82,14 @@ class EKFACInfluence(InfluenceFunctionBase):
         sample_labels: see above.
 
     Example:
-        >>> import torch
+        >>> import os, tempfile, torch
         >>> from torch.utils.data import TensorDataset
         >>> from perspicio.influence import EKFACInfluence
         >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
         >>> data = TensorDataset(torch.randn(8, 3), torch.tensor([0, 1, 0, 1, 1, 0, 1, 0]))
-        >>> ekfac = EKFACInfluence(model, data, model.state_dict(), lambda m, s: m.load_state_dict(s),
+        >>> ckpt = os.path.join(tempfile.mkdtemp(), "ckpt-0.pt")
+        >>> torch.save(model.state_dict(), ckpt)
+        >>> ekfac = EKFACInfluence(model, data, ckpt,
         ...                        loss_fn=torch.nn.CrossEntropyLoss(reduction="none"), batch_size=4)
         >>> ekfac.influence((torch.randn(2, 3), torch.tensor([0, 1]))).shape
         torch.Size([2, 8])
@@ -119,7 +121,9 @@ class EKFACInfluence(InfluenceFunctionBase):
         self.modules = [modules[n] for n in resolve_layers(model, layers)]
         for m in self.modules:
             if not isinstance(m, SUPPORTED):
-                raise ArgumentError(f"EK-FAC supports Linear and Conv2d layers, got {type(m).__name__}")
+                raise ArgumentError(
+                    f"EK-FAC supports Linear and Conv2d layers, got {type(m).__name__}"
+                )
         # the site in layer order, weight before bias: per-example gradients split by layer
         names = [n for m in self.modules for n, _ in _layer_params(model, m)]
         self.site = ParameterSite(model, tuple(names))
@@ -152,7 +156,9 @@ class EKFACInfluence(InfluenceFunctionBase):
                 a = [_inputs_as_rows(m, ins[m][0].detach()) for m in self.modules]
                 g = [_outputs_as_rows(m, gr) for m, gr in zip(self.modules, grads)]
                 new = [[x.T @ x, y.T @ y] for x, y in zip(a, g)]
-                covs = new if covs is None else [[c + n for c, n in zip(*p)] for p in zip(covs, new)]
+                covs = (
+                    new if covs is None else [[c + n for c, n in zip(*p)] for p in zip(covs, new)]
+                )
                 bar.update()
         if covs is None:
             raise ArgumentError("the Hessian data is empty")
@@ -173,7 +179,9 @@ class EKFACInfluence(InfluenceFunctionBase):
             out.append(gw)
         return out
 
-    def _fit_eigenvalues(self, bases: list[tuple[Tensor, Tensor]], show_progress: bool) -> list[Factors]:
+    def _fit_eigenvalues(
+        self, bases: list[tuple[Tensor, Tensor]], show_progress: bool
+    ) -> list[Factors]:
         """Second pass: the exact second moments of per-example gradients in the eigenbasis."""
         sums = [torch.zeros(q_s.shape[0], q_a.shape[0]).to(q_a) for q_a, q_s in bases]
         loss_fn = self.loss_fn if self.sample_labels is None else self._sampled_loss
@@ -214,8 +222,7 @@ class EKFACInfluence(InfluenceFunctionBase):
         return torch.cat(parts, dim=1)
 
 
-def _layer_params(model: nn.Module, layer: nn.Module) -> list[tuple[str, nn.Parameter]]:
+def _layer_params(model: nn.Module, layer: nn.Module) -> list[tuple[str, Any]]:
     prefix = next(n for n, m in model.named_modules() if m is layer)
     own = [("weight", layer.weight), ("bias", layer.bias)]
     return [(f"{prefix}.{n}" if prefix else n, p) for n, p in own if p is not None]
-

@@ -43,7 +43,9 @@ def _ranks(x: Tensor) -> Tensor:
 def spearman(a: Tensor, b: Tensor) -> Tensor:
     """Spearman rank correlation along the last dimension (one value per row)."""
     if a.shape != b.shape:
-        raise ArgumentError(f"spearman needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise ArgumentError(
+            f"spearman needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
     ra, rb = _ranks(a.detach().cpu()), _ranks(b.detach().cpu())
     ra, rb = ra - ra.mean(-1, keepdim=True), rb - rb.mean(-1, keepdim=True)
     return (ra * rb).sum(-1) / (ra.norm(dim=-1) * rb.norm(dim=-1)).clamp_min(1e-300)
@@ -72,7 +74,11 @@ def fit_logistic_regression(
     w = torch.ones(1, len(X), dtype=torch.float64) if weights is None else weights.double()
     w = w.reshape(-1, len(X))
     eye = torch.eye(Xa.shape[1], dtype=torch.float64)
-    theta = Xa.new_zeros(len(w), Xa.shape[1]) if init is None else init.double().expand(len(w), -1).clone()
+    theta = (
+        Xa.new_zeros(len(w), Xa.shape[1])
+        if init is None
+        else init.double().expand(len(w), -1).clone()
+    )
     for _ in range(max_steps):
         p = torch.sigmoid(theta @ Xa.T)  # (m, n)
         grad = ((p - y) * w) @ Xa + l2 * theta
@@ -130,7 +136,7 @@ def linear_datamodeling_score(
     if n_subsets < 3:
         raise ArgumentError(f"n_subsets must be at least 3, got {n_subsets}")
     gen = torch.Generator().manual_seed(seed)
-    size = max(1, int(round(alpha * n_train)))
+    size = max(1, round(alpha * n_train))
     predicted, actual = [], []
     for _ in range(n_subsets):
         idx = torch.randperm(n_train, generator=gen)[:size].sort().values

@@ -51,13 +51,14 @@ class TracInCPFast(TracInCPBase):
         vectorize: accepted for compatibility (gradients are always taken in one pass).
 
     Example:
-        >>> import torch
+        >>> import os, tempfile, torch
         >>> from torch.utils.data import TensorDataset
         >>> from perspicio.influence import TracInCPFast
         >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
         >>> data = TensorDataset(torch.randn(6, 3), torch.tensor([0, 1, 0, 1, 1, 0]))
-        >>> fast = TracInCPFast(model, model[1], data, [model.state_dict()],
-        ...                     lambda m, s: m.load_state_dict(s),
+        >>> ckpt = os.path.join(tempfile.mkdtemp(), "ckpt-0.pt")
+        >>> torch.save(model.state_dict(), ckpt)
+        >>> fast = TracInCPFast(model, model[1], data, [ckpt],
         ...                     loss_fn=torch.nn.CrossEntropyLoss(reduction="sum"))
         >>> fast.self_influence().shape
         torch.Size([6])
@@ -125,7 +126,10 @@ class TracInCPFast(TracInCPBase):
         return self._route(inputs, k, proponents, show_progress, False)
 
     def self_influence(  # type: ignore[override]
-        self, inputs: Any = None, show_progress: bool = False, outer_loop_by_checkpoints: bool = False
+        self,
+        inputs: Any = None,
+        show_progress: bool = False,
+        outer_loop_by_checkpoints: bool = False,
     ) -> Tensor:
         """``sum_c lr_c |g|^2 |a|^2`` for each example (training data by default)."""
         if inputs is not None:
@@ -176,11 +180,12 @@ class TorchNearestNeighbors(NearestNeighbors):
             raise ArgumentError("call setup(data) before get_nearest_neighbors")
         query = query.reshape(query.shape[0], -1).to(self.data)
         if self.index is not None:
-            scores, idx = self.index.search(query.detach().float().cpu().numpy(), k)
+            _scores, idx = self.index.search(query.detach().float().cpu().numpy(), k)
             idx_t = torch.as_tensor(idx, device=query.device)
             return idx_t, (query.unsqueeze(1) * self.data[idx_t]).sum(-1)
-        best_s, best_i = query.new_empty(query.shape[0], 0), torch.empty(
-            query.shape[0], 0, dtype=torch.long, device=query.device
+        best_s, best_i = (
+            query.new_empty(query.shape[0], 0),
+            torch.empty(query.shape[0], 0, dtype=torch.long, device=query.device),
         )
         for start in range(0, self.data.shape[0], self.block_rows):
             block = query @ self.data[start : start + self.block_rows].T
@@ -207,13 +212,14 @@ class TracInCPFastRandProj(TracInCPFast):
         seed: seed of the projections (a private generator: the global RNG is not touched).
 
     Example:
-        >>> import torch
+        >>> import os, tempfile, torch
         >>> from torch.utils.data import TensorDataset
         >>> from perspicio.influence import TracInCPFastRandProj
         >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
         >>> data = TensorDataset(torch.randn(6, 3), torch.tensor([0, 1, 0, 1, 1, 0]))
-        >>> proj = TracInCPFastRandProj(model, model[1], data, [model.state_dict()],
-        ...                             lambda m, s: m.load_state_dict(s),
+        >>> ckpt = os.path.join(tempfile.mkdtemp(), "ckpt-0.pt")
+        >>> torch.save(model.state_dict(), ckpt)
+        >>> proj = TracInCPFastRandProj(model, model[1], data, [ckpt],
         ...                             loss_fn=torch.nn.CrossEntropyLoss(reduction="sum"))
         >>> proj.influence((torch.randn(2, 3), torch.tensor([0, 1])), k=2).indices.shape
         torch.Size([2, 2])
@@ -239,9 +245,12 @@ class TracInCPFastRandProj(TracInCPFast):
             or not isinstance(projection_dim, int)
             or projection_dim < 1
         ):
-            raise ArgumentError(f"projection_dim must be a positive int or None, got {projection_dim!r}")
+            raise ArgumentError(
+                f"projection_dim must be a positive int or None, got {projection_dim!r}"
+            )
         if nearest_neighbors is not None and not (
-            hasattr(nearest_neighbors, "setup") and hasattr(nearest_neighbors, "get_nearest_neighbors")
+            hasattr(nearest_neighbors, "setup")
+            and hasattr(nearest_neighbors, "get_nearest_neighbors")
         ):
             raise TypeError(
                 "nearest_neighbors must have setup(data) and get_nearest_neighbors(query, k), "
@@ -307,7 +316,10 @@ class TracInCPFastRandProj(TracInCPFast):
         return KMostInfluentialResults(indices, sign * scores)
 
     def self_influence(  # type: ignore[override]
-        self, inputs: Any = None, show_progress: bool = False, outer_loop_by_checkpoints: bool = False
+        self,
+        inputs: Any = None,
+        show_progress: bool = False,
+        outer_loop_by_checkpoints: bool = False,
     ) -> Tensor:
         """Squared norms of the (projected) quantities: exact with ``projection_dim=None``."""
         q = self.src_intermediate_quantities if inputs is None else self._quantities(inputs, False)

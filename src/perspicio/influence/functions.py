@@ -235,13 +235,14 @@ class NaiveInfluenceFunction(InfluenceFunctionBase):
         projection_on_cpu: keep ``R`` on the CPU.
 
     Example:
-        >>> import torch
+        >>> import os, tempfile, torch
         >>> from torch.utils.data import TensorDataset
         >>> from perspicio.influence import NaiveInfluenceFunction
         >>> model = torch.nn.Linear(3, 2)
         >>> data = TensorDataset(torch.randn(8, 3), torch.tensor([0, 1, 0, 1, 1, 0, 1, 0]))
-        >>> fn = NaiveInfluenceFunction(model, data, model.state_dict(),
-        ...                             lambda m, s: m.load_state_dict(s),
+        >>> ckpt = os.path.join(tempfile.mkdtemp(), "ckpt-0.pt")
+        >>> torch.save(model.state_dict(), ckpt)
+        >>> fn = NaiveInfluenceFunction(model, data, ckpt,
         ...                             loss_fn=torch.nn.CrossEntropyLoss(reduction="none"))
         >>> fn.influence((torch.randn(2, 3), torch.tensor([0, 1]))).shape
         torch.Size([2, 8])
@@ -302,13 +303,14 @@ class ArnoldiInfluenceFunction(InfluenceFunctionBase):
     from a private generator seeded with ``seed``.
 
     Example:
-        >>> import torch
+        >>> import os, tempfile, torch
         >>> from torch.utils.data import TensorDataset
         >>> from perspicio.influence import ArnoldiInfluenceFunction
         >>> model = torch.nn.Linear(3, 2)
         >>> data = TensorDataset(torch.randn(8, 3), torch.tensor([0, 1, 0, 1, 1, 0, 1, 0]))
-        >>> fn = ArnoldiInfluenceFunction(model, data, model.state_dict(),
-        ...                               lambda m, s: m.load_state_dict(s),
+        >>> ckpt = os.path.join(tempfile.mkdtemp(), "ckpt-0.pt")
+        >>> torch.save(model.state_dict(), ckpt)
+        >>> fn = ArnoldiInfluenceFunction(model, data, ckpt,
         ...                               loss_fn=torch.nn.CrossEntropyLoss(reduction="none"),
         ...                               arnoldi_tol=1e-8)
         >>> fn.self_influence().shape

@@ -108,7 +108,9 @@ class SimilarityInfluence(DataInfluence):
 
     def _path(self, layer: str) -> str:
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", layer) or "model"
-        return os.path.join(self.activation_dir, self.model_id or "default", "src", f"{safe}.safetensors")
+        return os.path.join(
+            self.activation_dir, self.model_id or "default", "src", f"{safe}.safetensors"
+        )
 
     def _activations(self, args: tuple[Any, ...]) -> list[Tensor]:
         modules = dict(self.module.named_modules())
@@ -153,7 +155,9 @@ class SimilarityInfluence(DataInfluence):
         tests = self._activations((*_as_args(inputs), *extra))
         out: dict[str, Any] = {}
         largest = self.similarity_direction == "max"
-        for layer, test, src in zip(self.layers, tests, self.source_activations(load_src_from_disk)):
+        for layer, test, src in zip(
+            self.layers, tests, self.source_activations(load_src_from_disk)
+        ):
             sim = self.similarity_metric(test, src.to(test))
             if sim.shape != (len(test), len(src)):
                 raise ArgumentError(

@@ -67,7 +67,9 @@ class TracInCPBase(DataInfluence):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not callable(checkpoints_load_func):
-            raise TypeError(f"checkpoints_load_func must be callable, got {checkpoints_load_func!r}")
+            raise TypeError(
+                f"checkpoints_load_func must be callable, got {checkpoints_load_func!r}"
+            )
         check_batch_size(batch_size, train_dataset)
         self.model = model
         self.train_dataset = train_dataset
@@ -222,12 +224,14 @@ class TracInCP(TracInCPBase):
         sample_wise_grads_per_batch: see above.
 
     Example:
-        >>> import torch
+        >>> import os, tempfile, torch
         >>> from torch.utils.data import TensorDataset
         >>> from perspicio.influence import TracInCP
         >>> model = torch.nn.Linear(3, 2)
         >>> data = TensorDataset(torch.randn(6, 3), torch.tensor([0, 1, 0, 1, 1, 0]))
-        >>> tracin = TracInCP(model, data, [model.state_dict()], lambda m, s: m.load_state_dict(s),
+        >>> ckpt = os.path.join(tempfile.mkdtemp(), "ckpt-0.pt")
+        >>> torch.save(model.state_dict(), ckpt)
+        >>> tracin = TracInCP(model, data, [ckpt],
         ...                   loss_fn=torch.nn.CrossEntropyLoss(reduction="none"))
         >>> tracin.influence((torch.randn(2, 3), torch.tensor([0, 1]))).shape
         torch.Size([2, 6])
@@ -294,7 +298,10 @@ class TracInCP(TracInCPBase):
         return self._route(inputs, k, proponents, show_progress, aggregate)
 
     def self_influence(  # type: ignore[override]
-        self, inputs: Any = None, show_progress: bool = False, outer_loop_by_checkpoints: bool = False
+        self,
+        inputs: Any = None,
+        show_progress: bool = False,
+        outer_loop_by_checkpoints: bool = False,
     ) -> Tensor:
         """``sum_c lr_c |grad L(z; w_c)|^2`` for each example (training data by default).
 
