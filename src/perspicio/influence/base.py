@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, overload
 
 import torch
 from torch import Tensor, nn
@@ -157,18 +157,26 @@ def _flush(pending: list[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
         yield tuple(torch.cat(parts) for parts in zip(*pending))
 
 
-def example_grads(site: ParameterSite, loss_fn: Any, batch: Any) -> Tensor:
-    """``(B, P)``: each example's gradient of its own loss w.r.t. the site's parameters.
+@overload
+def example_grads(site: ParameterSite, loss_fn: Any, batch: Any) -> Tensor: ...
+@overload
+def example_grads(site: ParameterSite, loss_fn: Any, batch: Any, flat: Literal[True]) -> Tensor: ...
+@overload
+def example_grads(
+    site: ParameterSite, loss_fn: Any, batch: Any, flat: Literal[False]
+) -> tuple[Tensor, ...]: ...
+def example_grads(site: ParameterSite, loss_fn: Any, batch: Any, flat: bool = True) -> Any:
+    """Each example's gradient of its own loss w.r.t. the site's parameters.
 
-    With ``loss_fn=None`` the model's output (summed per example) is differentiated.
+    ``(B, P)`` with ``flat``, else one ``(B, *param.shape)`` tensor per parameter. With
+    ``loss_fn=None`` the model's output (summed per example) is differentiated.
     """
     features, labels = split(batch)
-    if loss_fn is None:
-        return flatten(site.per_example_grads(_output_as_loss, features, labels))
-    return flatten(site.per_example_grads(loss_fn, features, labels))
+    grads = site.per_example_grads(output_as_loss if loss_fn is None else loss_fn, features, labels)
+    return flatten(grads) if flat else grads
 
 
-def _output_as_loss(output: Tensor, labels: Any) -> Tensor:
+def output_as_loss(output: Tensor, labels: Any) -> Tensor:
     return output
 
 

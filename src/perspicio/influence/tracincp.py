@@ -35,6 +35,8 @@ from perspicio.influence.base import (
     dataset_size,
     example_grads,
     merged,
+    output_as_loss,
+    split,
 )
 
 Features = tuple[Tensor, ...]
@@ -122,6 +124,13 @@ class TracInCPBase(DataInfluence):
         """``(n_a,)`` self scores at one checkpoint, before the learning rate."""
         raise NotImplementedError
 
+    def _batch_self(self, batch: Any) -> Tensor:
+        """``(B,)`` self scores of a batch at the loaded checkpoint, before the rate."""
+        return self._self(self._features(batch, test=False))
+
+    def _self_batches(self) -> Iterable[Any]:
+        return self._train_batches()
+
     # the loops -----------------------------------------------------------------------
     def _checkpoint(self, path: Any) -> Any:
         return at_checkpoint(self.model, path, self.checkpoints_load_func)
@@ -192,8 +201,8 @@ class TracInCPBase(DataInfluence):
         with progress(desc, len(self.checkpoints), show_progress, "checkpoint") as bar:
             for path in self.checkpoints:
                 with self._checkpoint(path) as lr:
-                    source = self._train_batches() if data is None else data
-                    parts = [self._self(self._features(b, test=False)) for b in source]
+                    source = self._self_batches() if data is None else data
+                    parts = [self._batch_self(b) for b in source]
                 part = lr * torch.cat(parts)
                 total = part if total is None else total + part
                 bar.update()
@@ -266,16 +275,32 @@ class TracInCP(TracInCPBase):
         )  # fmt: skip
 
     def _features(self, batch: Any, test: bool) -> Features:
-        return (example_grads(self.site, self.test_loss_fn if test else self.loss_fn, batch),)
+        """One ``(B, *param.shape)`` gradient per parameter (not concatenated: no copies)."""
+        return example_grads(
+            self.site, self.test_loss_fn if test else self.loss_fn, batch, flat=False
+        )
 
     def _pair(self, a: Features, b: Features) -> Tensor:
-        return a[0] @ b[0].T
+        return sum((x.flatten(1) @ y.flatten(1).T for x, y in zip(a, b)), a[0].new_zeros(()))
 
     def _self(self, a: Features) -> Tensor:
-        return (a[0] * a[0]).sum(1)
+        return sum((x.flatten(1).pow(2).sum(1) for x in a), a[0].new_zeros(()))
 
     def _rows_per_pass(self) -> int:
         return max(1, min(1024, GRADIENT_BUDGET // max(self.site.numel, 1)))
+
+    def _batch_self(self, batch: Any) -> Tensor:
+        """Squared gradient norms: for Linear layers without forming the gradients."""
+        features, labels = split(batch)
+        if self.loss_fn is None:
+            return self.site.per_example_sq_norms(output_as_loss, features, labels)
+        return self.site.per_example_sq_norms(
+            self.loss_fn, features, labels, (), self.reduction_type
+        )
+
+    def _self_batches(self) -> Iterable[Any]:
+        linear = self.site.linear_layers() is not None
+        return merged(self.train_dataloader, 4096 if linear else self._rows_per_pass())
 
     def influence(  # type: ignore[override]
         self,
@@ -318,5 +343,6 @@ class TracInCP(TracInCPBase):
         parts = []
         for path in self.checkpoints:
             with self._checkpoint(path) as lr:
-                parts.append(lr * self._inputs_features(inputs, aggregate)[0])
+                grads = self._inputs_features(inputs, aggregate)
+                parts.append(lr * torch.cat([g.flatten(1) for g in grads], dim=1))
         return torch.cat(parts, dim=1)
