@@ -194,8 +194,7 @@ class TracInCPBase(DataInfluence):
 
     def _self_scores(self, inputs: Any, show_progress: bool) -> Tensor:
         """``(n,)`` self influence: checkpoints outside, batches inside (the result is the same)."""
-        loader = self._train_batches() if inputs is None else batches(inputs)
-        data = list(loader) if inputs is not None else None
+        data = None if inputs is None else list(batches(inputs))
         total: Tensor | None = None
         desc = f"{self.get_name()}: self influence"
         with progress(desc, len(self.checkpoints), show_progress, "checkpoint") as bar:
