@@ -300,7 +300,7 @@ class ArnoldiInfluenceFunction(InfluenceFunctionBase):
     Krylov basis (stopping early when the next vector's norm falls below ``arnoldi_tol``);
     the top ``projection_dim`` eigenpairs of the Hessian restricted to it (plus
     ``hessian_reg``, above ``hessian_inverse_tol``) give ``R``. The starting vector is drawn
-    from a private generator seeded with ``seed``.
+    from a private CPU generator seeded with ``seed`` (the same start on every device).
 
     Example:
         >>> import os, tempfile, torch
@@ -358,12 +358,11 @@ class ArnoldiInfluenceFunction(InfluenceFunctionBase):
     def arnoldi(self, show_progress: bool = False) -> tuple[Tensor, Tensor]:
         """``(Q, H)``: an orthonormal Krylov basis (rows) and the Hessian restricted to it."""
         flat = self._flat_params()
-        gen = torch.Generator(device=flat.device).manual_seed(self.seed)
+        gen = torch.Generator().manual_seed(self.seed)  # on the CPU: the same on every device
         parts = [
-            torch.randn(s, generator=gen, dtype=flat.dtype, device=flat.device).reshape(-1)
-            for s in self.site.shapes
+            torch.randn(s, generator=gen, dtype=flat.dtype).reshape(-1) for s in self.site.shapes
         ]
-        b = torch.cat(parts)
+        b = torch.cat(parts).to(flat.device)
         n = self.arnoldi_dim
         H = torch.zeros(n + 1, n, dtype=flat.dtype, device=flat.device)
         qs = [b / b.norm()]
