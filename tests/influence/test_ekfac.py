@@ -122,3 +122,27 @@ def test_bad_input() -> None:
     conv = nn.Sequential(nn.Conv2d(2, 2, 3, groups=2), nn.Flatten())
     with pytest.raises(ArgumentError, match="groups=1"):
         EKFACInfluence(conv, TensorDataset(torch.randn(2, 2, 3, 3), torch.zeros(2)), None, keep)
+
+
+def test_sampled_labels() -> None:
+    """A sampler that returns the data's labels gives the empirical-Fisher factors; a random
+    one (true Fisher) runs and changes them."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    X, y = torch.randn(10, 3), torch.randint(0, 2, (10,))
+    data = TensorDataset(X, y)
+    loss = nn.CrossEntropyLoss(reduction="none")
+    labels = iter([y[:5], y[5:]] * 2)
+    plain = EKFACInfluence(model, data, None, keep, loss_fn=loss, batch_size=5)
+    same = EKFACInfluence(model, data, None, keep, loss_fn=loss, batch_size=5,
+                          sample_labels=lambda out: next(labels))  # fmt: skip
+    test = (X[:2], y[:2])
+    torch.testing.assert_close(same.influence(test), plain.influence(test))
+
+    def draw(out: torch.Tensor) -> torch.Tensor:
+        return torch.distributions.Categorical(logits=out).sample()
+
+    sampled = EKFACInfluence(
+        model, data, None, keep, loss_fn=loss, batch_size=5, sample_labels=draw
+    )
+    assert not torch.allclose(sampled.influence(test), plain.influence(test))

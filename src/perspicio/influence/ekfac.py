@@ -184,10 +184,15 @@ class EKFACInfluence(InfluenceFunctionBase):
     ) -> list[Factors]:
         """Second pass: the exact second moments of per-example gradients in the eigenbasis."""
         sums = [torch.zeros(q_s.shape[0], q_a.shape[0]).to(q_a) for q_a, q_s in bases]
-        loss_fn = self.loss_fn if self.sample_labels is None else self._sampled_loss
         with progress("EK-FAC: eigenvalues", None, show_progress, "batch") as bar:
             for batch in self.hessian_dataloader:
-                grads = self._layer_grads(example_grads(self.site, loss_fn, batch))
+                features, labels = split(batch)
+                if self.sample_labels is not None:  # drawn outside vmap, once per batch
+                    with torch.no_grad():
+                        labels = self.sample_labels(self.model(*features))
+                grads = self._layer_grads(
+                    example_grads(self.site, self.loss_fn, (*features, labels))
+                )
                 for i, ((q_a, q_s), g) in enumerate(zip(bases, grads)):
                     sums[i] += (q_s.T @ g @ q_a).pow(2).sum(0)
                 bar.update()
@@ -195,11 +200,6 @@ class EKFACInfluence(InfluenceFunctionBase):
             Factors(q_a, q_s, lam, m.bias is not None)
             for (q_a, q_s), lam, m in zip(bases, sums, self.modules)
         ]
-
-    def _sampled_loss(self, output: Tensor, labels: Any) -> Tensor:
-        assert self.sample_labels is not None
-        sampled = self.sample_labels(output.detach())
-        return output if self.loss_fn is None else self.loss_fn(output, sampled)
 
     def _embed(self, grads: Tensor) -> Tensor:
         """Rotated gradients over ``sqrt(Lambda + damping)``: dot products give the scores."""

@@ -141,9 +141,9 @@ class TracInCPBase(DataInfluence):
     def _rows_per_pass(self) -> int:
         return 1
 
-    def _inputs_features(self, inputs: Any, aggregate: bool = False) -> Features:
+    def _inputs_features(self, inputs: Any, aggregate: bool = False, test: bool = True) -> Features:
         """Features of every example of ``inputs`` at the loaded checkpoint."""
-        parts = [self._features(b, test=True) for b in batches(inputs)]
+        parts = [self._features(b, test=test) for b in batches(inputs)]
         feats = tuple(torch.cat(p) for p in zip(*parts))
         return tuple(f.sum(0, keepdim=True) for f in feats) if aggregate else feats
 
@@ -338,10 +338,13 @@ class TracInCP(TracInCPBase):
 
     def compute_intermediate_quantities(self, inputs: Any, aggregate: bool = False) -> Tensor:
         """``(n, n_checkpoints * P)``: each example's gradients, times the learning rate,
-        concatenated over checkpoints (with ``aggregate``, summed over examples: one row)."""
+        concatenated over checkpoints (with ``aggregate``, summed over examples: one row).
+
+        The gradients are those of ``loss_fn`` (as Captum's), not of ``test_loss_fn``.
+        """
         parts = []
         for path in self.checkpoints:
             with self._checkpoint(path) as lr:
-                grads = self._inputs_features(inputs, aggregate)
+                grads = self._inputs_features(inputs, aggregate, test=False)
                 parts.append(lr * torch.cat([g.flatten(1) for g in grads], dim=1))
         return torch.cat(parts, dim=1)
