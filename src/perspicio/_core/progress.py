@@ -1,4 +1,4 @@
-"""Progress reporting for ``show_progress=True``: a tqdm bar, or a plain stderr line without it."""
+"""Progress reporting for ``show_progress=True``: a tqdm bar, or Captum's plain stderr line."""
 
 from __future__ import annotations
 
@@ -23,51 +23,62 @@ class _Silent:
         pass
 
 
-class _StderrBar:
-    """A minimal stand-in for tqdm: rewrites one stderr line at most ten times a second."""
+class _PlainBar:
+    """The bar without tqdm, in Captum's plain-text form: ``"\r<desc>: 60% 3/5"`` on stderr
+    (dots, one per unit, when the total is unknown), redrawn at most every ``MIN_INTERVAL``
+    seconds and once more, ending the line, when closed."""
 
-    def __init__(self, desc: str, total: int | None, unit: str) -> None:
-        self.desc, self.total, self.unit = desc, total, unit
-        self.count = 0
-        self._start = self._last = time.monotonic()
-        self._write()
+    MIN_INTERVAL = 0.5
 
-    def _write(self, end: str = "") -> None:
-        of = f"/{self.total}" if self.total is not None else ""
-        elapsed = time.monotonic() - self._start
-        sys.stderr.write(f"\r{self.desc}: {self.count}{of} {self.unit}s [{elapsed:.1f}s]{end}")
+    def __init__(self, desc: str, total: int | None) -> None:
+        self.desc, self.total, self.count = desc, total, 0
+        self._last = time.monotonic()
+        self._closed = False
+        self._draw()
+
+    def _draw(self, end: str = "") -> None:
+        if self.total:
+            done = f"{100 * self.count // self.total}% {self.count}/{self.total}"
+        else:
+            done = "." * self.count
+        sys.stderr.write(f"\r{self.desc}: {done}{end}")
         sys.stderr.flush()
 
     def update(self, n: int = 1) -> None:
         self.count += n
         now = time.monotonic()
-        if now - self._last >= 0.1 or (self.total is not None and self.count >= self.total):
+        if now - self._last >= self.MIN_INTERVAL:
             self._last = now
-            self._write()
+            self._draw()
 
     def close(self) -> None:
-        self._write(end="\n")
+        if not self._closed:
+            self._closed = True
+            self._draw(end="\n")
 
 
 def _bar(desc: str, total: int | None, unit: str) -> Any:
     try:
         from tqdm.auto import tqdm
     except ImportError:
-        return _StderrBar(desc, total, unit)
-    return tqdm(desc=desc, total=total, unit=unit)
+        return _PlainBar(desc, total)
+    return tqdm(desc=desc, total=total, unit=unit, mininterval=_PlainBar.MIN_INTERVAL)
 
 
 @contextmanager
 def progress(
-    desc: str, total: int | None, enabled: bool = True, unit: str = "perturbation"
+    desc: str, total: int | None, enabled: bool = True, unit: str = "it"
 ) -> Iterator[Progress]:
     """A progress bar for the block (closed on exit, also after an exception).
 
+    The bar is Captum's: ``"<desc>: "`` then a tqdm bar, or without tqdm a plain
+    ``"<desc>: 60% 3/5"`` line on stderr, so that scripts reading Captum's output read ours.
+
     Args:
-        desc: what is being computed, e.g. ``"Feature Ablation: 64 examples x 100 features"``.
+        desc: what is being computed; attributions use ``"<Method name> attribution"``.
         total: how many units the block will report, or ``None`` if unknown.
         enabled: ``False`` gives a bar that shows nothing (``show_progress=False``).
-        unit: the name of one unit of work.
+        unit: the name of one unit of work (tqdm's rate, ``it/s`` by default).
     """
     bar: Any = _bar(desc, total, unit) if enabled else _Silent()
     try:

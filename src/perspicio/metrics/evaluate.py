@@ -12,12 +12,12 @@ from torch import Tensor
 
 from perspicio._core.attribution import Attribution
 from perspicio._core.call import BaselineType, TensorOrTensors, build_call
-from perspicio._core.progress import progress
 from perspicio._core.validate import ArgumentError
 from perspicio.metrics.complexity import complexity, sparseness
 from perspicio.metrics.faithfulness import deletion_curve, faithfulness_correlation, insertion_curve
 from perspicio.metrics.infidelity import infidelity, infidelity_perturb_func_decorator
 from perspicio.metrics.sensitivity import sensitivity_avg, sensitivity_max
+from perspicio.perturbation.progress import progress
 
 
 @dataclass(frozen=True)

@@ -46,10 +46,10 @@ from perspicio._core.call import Call, Tensors, batch_size_of
 from perspicio._core.chunks import check_chunk_size, chunks
 from perspicio._core.forward import forward_call, run_forward
 from perspicio._core.hooks import handles, replace
-from perspicio._core.progress import progress
 from perspicio._core.sites import LayerSite
 from perspicio._core.target import Target
 from perspicio._core.validate import ArgumentError
+from perspicio.perturbation.progress import progress
 
 Evaluate = Callable[[Tensors, int], Any]
 """``(stacked site values with k * N rows, k) -> objective output`` (a tensor or a Future)."""

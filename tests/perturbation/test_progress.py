@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from perspicio._core.progress import progress
+from perspicio.perturbation.progress import progress
 
 
 def test_disabled_progress_writes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
