@@ -118,3 +118,53 @@ def test_loss_objective_gives_the_gradient_of_the_loss() -> None:
     (g2,), _ = InputSite().grads(loss_objective(probs), call)
     (ref2,) = torch.autograd.grad(-torch.log(probs(xr)[torch.arange(4), y]).sum(), xr)
     torch.testing.assert_close(g2, ref2)
+
+
+class Reused(nn.Module):
+    """A Linear applied twice and one seeing a sequence: no outer-product shortcut."""
+
+    def __init__(self, seq: bool) -> None:
+        super().__init__()
+        self.seq = seq
+        self.a = nn.Linear(3, 3)
+        self.b = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.seq:
+            return self.b(torch.tanh(self.a(x.unsqueeze(1).expand(-1, 4, -1)))).mean(1)
+        return self.b(torch.tanh(self.a(torch.tanh(self.a(x)))))
+
+
+@pytest.mark.parametrize(
+    "make, layers",
+    [
+        (lambda: nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)), None),
+        (lambda: nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2, bias=False)), ["2"]),
+        (lambda: nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2)).eval(), None),
+        (lambda: Reused(seq=False), None),
+        (lambda: Reused(seq=True), None),
+        (lambda: nn.Sequential(nn.Conv1d(1, 2, 2), nn.Flatten(), nn.Linear(4, 2)), None),
+    ],
+    ids=["mlp", "last-layer", "batchnorm-eval", "reused", "sequence", "conv"],
+)
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_per_example_sq_norms_equal_the_gradients_norms(make, layers, reduction: str) -> None:  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    model = make()
+    conv = isinstance(model, nn.Sequential) and isinstance(model[0], nn.Conv1d)
+    x = torch.randn(6, 1, 3) if conv else torch.randn(6, 3)
+    y = torch.randint(0, 2, (6,))
+    site = ParameterSite.of(model, layers)
+    loss = nn.CrossEntropyLoss(reduction=reduction)
+    grads = site.per_example_grads(loss, (x,), y)
+    expected = flatten(grads).pow(2).sum(1)
+    torch.testing.assert_close(
+        site.per_example_sq_norms(loss, (x,), y, reduction=reduction), expected
+    )
+
+
+def test_examples_that_interact_get_no_shortcut() -> None:
+    """Batch norm in training mode mixes the examples of a batch: no outer-product shortcut."""
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    assert ParameterSite.of(model, [model[0], model[2]]).linear_layers() is None
+    assert ParameterSite.of(model.eval(), [model[0], model[2]]).linear_layers() is not None

@@ -144,6 +144,84 @@ class ParameterSite:
             return tuple(p.new_zeros((0, *p.shape)) for p in self.params.values())
         return tuple(torch.cat(gs) for gs in zip(*parts))
 
+    def per_example_sq_norms(
+        self,
+        loss_fn: LossFn,
+        inputs: Tensors,
+        labels: Any,
+        args: tuple[Any, ...] = (),
+        reduction: str = "sum",
+        chunk_size: int | None = None,
+    ) -> Tensor:
+        """``(N,)``: each example's squared gradient norm over the site's parameters.
+
+        Where every parameter belongs to a ``Linear`` layer that sees one row per example, the
+        per-example weight gradient is the outer product ``g a^T`` of the loss gradient at the
+        layer's output and its input, so ``|g a^T|^2 = |g|^2 |a|^2``: one batched backward
+        pass, no per-example gradient formed (Goodfellow, "Efficient Per-Example Gradient
+        Computations", 2015). That needs the batch loss (``reduction`` of ``loss_fn`` over the
+        batch: ``"sum"``, ``"mean"`` or ``"none"``) and examples that do not interact (no
+        batch norm in training mode); otherwise the per-example gradients are formed.
+        """
+        layers = self.linear_layers()
+        if layers is not None:
+            norms = self._linear_sq_norms(layers, loss_fn, inputs, labels, args, reduction)
+            if norms is not None:
+                return norms
+        grads = self.per_example_grads(loss_fn, inputs, labels, args, chunk_size)
+        total = grads[0].new_zeros(grads[0].shape[0])
+        for g in grads:
+            total += g.reshape(g.shape[0], -1).pow(2).sum(1)
+        return total
+
+    def linear_layers(self) -> dict[nn.Linear, tuple[bool, bool]] | None:
+        """``{layer: (weight in site, bias in site)}`` when the site is Linear layers only."""
+        modules = dict(self.model.named_modules())
+        if any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in modules.values()
+        ):
+            return None
+        out: dict[nn.Linear, tuple[bool, bool]] = {}
+        for name in self.names:
+            owner, _, leaf = name.rpartition(".")
+            layer = modules.get(owner)
+            if not isinstance(layer, nn.Linear) or leaf not in ("weight", "bias"):
+                return None
+            w, b = out.get(layer, (False, False))
+            out[layer] = (w or leaf == "weight", b or leaf == "bias")
+        return out
+
+    def _linear_sq_norms(
+        self,
+        layers: dict[nn.Linear, tuple[bool, bool]],
+        loss_fn: LossFn,
+        inputs: Tensors,
+        labels: Any,
+        args: tuple[Any, ...],
+        reduction: str,
+    ) -> Tensor | None:
+        from perspicio._core.hooks import capture
+
+        mods = list(layers)
+        with torch.enable_grad(), capture(mods, inputs=True) as ins:
+            with capture(mods, leaf=True, connected=True) as outs:
+                loss = loss_fn(self.model(*inputs, *args), labels)
+            if any(outs.calls.get(m, 0) != 1 or ins[m][0].dim() != 2 for m in mods):
+                return None  # reused layer or several rows per example: not an outer product
+            total = loss.sum() * (int(inputs[0].shape[0]) if reduction == "mean" else 1)
+            grads = torch.autograd.grad(total, [outs[m][0] for m in mods], allow_unused=True)
+        norms = inputs[0].new_zeros(int(inputs[0].shape[0]), dtype=mods[0].weight.dtype)
+        for m, g in zip(mods, grads):
+            if g is None:
+                continue
+            g2 = g.detach().pow(2).sum(1)
+            weight, bias = layers[m]
+            if weight:
+                norms += g2 * ins[m][0].detach().pow(2).sum(1)
+            if bias:
+                norms += g2
+        return norms
+
     def _vmapped(
         self, loss_fn: LossFn, inputs: Tensors, labels: Any, args: tuple[Any, ...]
     ) -> Tensors:
