@@ -232,7 +232,9 @@ class TCAV(ConceptInterpreter):
         Returns:
             ``{concepts key: {layer name: {"sign_count": (K,), "magnitude": (K,)}}}`` where
             the key is the set's concept ids joined by ``-`` and the K values follow the
-            set's concept order. Extra keyword arguments go to the layer attribution method.
+            set's concept order. As in Captum, the keys come in order of set size (sets of
+            equal size in the given order). Extra keyword arguments go to the layer
+            attribution method.
         """
         if "attribute_to_layer_input" in kwargs:
             raise ArgumentError(
@@ -251,7 +253,7 @@ class TCAV(ConceptInterpreter):
         )
         attribs = self._attributions(forward, tensors, _mask(inputs), kwargs)
         scores: Scores = {}
-        for concepts in experimental_sets:
+        for concepts in sorted(experimental_sets, key=len):  # Captum's key order
             key = concepts_to_str(concepts)
             for layer, a in attribs.items():
                 scores.setdefault(key, {})[layer] = _score(a, self.cavs[key][layer], concepts)

@@ -1,0 +1,5 @@
+"""``captum.concept._utils.classifier``'s names, for ported code."""
+
+from perspicio.concept.classifier import Classifier, DefaultClassifier, FastCAVClassifier
+
+__all__ = ["Classifier", "DefaultClassifier", "FastCAVClassifier"]
