@@ -9,14 +9,17 @@ import struct
 import pytest
 import torch
 
-from perspicio.concept import CAV, Concept
-from perspicio.concept import store
+from perspicio.concept import CAV, Concept, store
 
 
 def test_round_trip_without_pickle(tmp_path) -> None:
     concepts = [Concept(4, "striped", None), Concept(1, "random_1", None)]
-    stats = {"weights": torch.randn(2, 5), "classes": [1, 4], "accs": torch.tensor(0.75),
-             "note": "x"}
+    stats = {
+        "weights": torch.randn(2, 5),
+        "classes": [1, 4],
+        "accs": torch.tensor(0.75),
+        "note": "x",
+    }
     CAV.create_cav_dir_if_missing(str(tmp_path), "net")
     CAV(concepts, "layer1.conv", stats, str(tmp_path), "net").save()
     path = CAV.assemble_save_path(str(tmp_path), "net", concepts, "layer1.conv")
@@ -37,8 +40,13 @@ def test_round_trip_without_pickle(tmp_path) -> None:
 
 
 def test_unstorable_statistic(tmp_path) -> None:
-    cav = CAV([Concept(0, "a", None)], "l", {"weights": torch.ones(1, 1), "bad": object()},
-              str(tmp_path), "m")
+    cav = CAV(
+        [Concept(0, "a", None)],
+        "l",
+        {"weights": torch.ones(1, 1), "bad": object()},
+        str(tmp_path),
+        "m",
+    )
     with pytest.raises(TypeError, match="cannot be stored"):
         cav.save()
 

@@ -27,8 +27,13 @@ def test_svm_reaches_the_optimum(n: int, f: int) -> None:
     xs, ys = xtr.double(), (ytr * 2 - 1).double()
     # reference: L-BFGS run to convergence on the same objective
     wb = torch.zeros(f + 1, dtype=torch.double, requires_grad=True)
-    opt = torch.optim.LBFGS([wb], max_iter=300, line_search_fn="strong_wolfe",
-                            tolerance_grad=1e-12, tolerance_change=1e-14)
+    opt = torch.optim.LBFGS(
+        [wb],
+        max_iter=300,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-12,
+        tolerance_change=1e-14,
+    )
 
     def closure():
         opt.zero_grad()
@@ -88,8 +93,13 @@ def test_fastcav_agrees_with_the_svm_on_texture_concepts(texture_net, tmp_path) 
     sets = [[stripes, r] for r in randoms]
 
     def cavs(classifier, where):
-        tcav = TCAV(texture_net, "features.3", classifier=classifier, save_path=str(where),
-                    pooling=lambda t: t.amax((2, 3)))
+        tcav = TCAV(
+            texture_net,
+            "features.3",
+            classifier=classifier,
+            save_path=str(where),
+            pooling=lambda t: t.amax((2, 3)),
+        )
         return [c["features.3"].stats["weights"][1] for c in tcav.compute_cavs(sets).values()]
 
     for a, b in zip(cavs(None, tmp_path / "svm"), cavs(FastCAVClassifier(), tmp_path / "fast")):

@@ -18,8 +18,10 @@ from perspicio.concept.stats import (
 )
 
 
-@pytest.mark.parametrize(("a", "b", "x"), [(0.5, 0.5, 0.3), (9, 0.5, 0.99), (3, 0.5, 0.2),
-                                           (50, 0.5, 0.999), (2, 3, 0.6), (0.7, 4, 0.01)])
+@pytest.mark.parametrize(
+    ("a", "b", "x"),
+    [(0.5, 0.5, 0.3), (9, 0.5, 0.99), (3, 0.5, 0.2), (50, 0.5, 0.999), (2, 3, 0.6), (0.7, 4, 0.01)],
+)
 def test_incomplete_beta(a: float, b: float, x: float) -> None:
     special = pytest.importorskip("scipy.special")
     assert math.isclose(_betainc(a, b, x), float(special.betainc(a, b, x)), rel_tol=1e-10)
@@ -59,8 +61,15 @@ def test_plot() -> None:
 
     matplotlib.use("Agg")
     results = {
-        layer: TCAVSignificance(Concept(0, "stripes", None), layer, torch.tensor([1.0, 0.9]),
-                                torch.tensor([0.5, 0.4]), 5.0, p, 0.05)
+        layer: TCAVSignificance(
+            Concept(0, "stripes", None),
+            layer,
+            torch.tensor([1.0, 0.9]),
+            torch.tensor([0.5, 0.4]),
+            5.0,
+            p,
+            0.05,
+        )
         for layer, p in (("conv1", 0.001), ("conv2", 0.5))
     }
     fig, ax = plot_tcav_scores(results)

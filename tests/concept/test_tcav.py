@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from perspicio import ArgumentError
-from perspicio.concept import TCAV, CAV, Concept, DefaultClassifier
+from perspicio.concept import CAV, TCAV, Concept, DefaultClassifier
 from perspicio.concept.stats import significance_test
 from perspicio.testing import ConvNet
 from tests.concept.conftest import texture_concept
@@ -86,8 +86,9 @@ def test_cache_is_reused_across_instances(texture_net, tmp_path) -> None:
     scores = TCAV(texture_net, LAYER, classifier=first, save_path=str(tmp_path)).interpret(
         x, [[a, b]], target=1
     )
-    files = sorted(os.path.relpath(os.path.join(d, f), tmp_path)
-                   for d, _, fs in os.walk(tmp_path) for f in fs)
+    files = sorted(
+        os.path.relpath(os.path.join(d, f), tmp_path) for d, _, fs in os.walk(tmp_path) for f in fs
+    )
     assert files == [
         "default_model_id/0-1-features.3.safetensors",
         "default_model_id/av/features.3/random-1.safetensors",

@@ -76,8 +76,11 @@ def test_tcav_scores_match_captum(method: str, tmp_path) -> None:
             cls = LayerIntegratedGradients if attr is None else attr.LayerIntegratedGradients
             attr_method = cls(model, None, multiply_by_inputs=False)
         tcav = library.TCAV(
-            model, LAYERS, classifier=_fixed(library.Classifier),
-            layer_attr_method=attr_method, save_path=str(tmp_path / where),
+            model,
+            LAYERS,
+            classifier=_fixed(library.Classifier),
+            layer_attr_method=attr_method,
+            save_path=str(tmp_path / where),
         )
         kwargs = {"n_steps": 8} if method == "integrated_gradients" else {}
         results.append(tcav.interpret(x, _sets(_concepts(library)), target=1, **kwargs))

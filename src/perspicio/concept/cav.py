@@ -83,9 +83,7 @@ class CAV:
         if found is None:
             return None
         tensors, meta = found
-        saved = [
-            Concept(i, n, None) for i, n in zip(meta["concept_ids"], meta["concept_names"])
-        ]
+        saved = [Concept(i, n, None) for i, n in zip(meta["concept_ids"], meta["concept_names"])]
         stats: dict[str, Any] = {**meta["stats"], **tensors}
         return CAV(saved, meta["layer"], stats, cavs_path, model_id)
 

@@ -173,13 +173,25 @@ def plot_tcav_scores(
         for i, layer in enumerate(layers):
             r = test[layer]
             x = i + j * width
-            ax.bar(x, float(r.scores.mean()), width, yerr=float(r.scores.std()), color=f"C{j}",
-                   label=r.concept.name if i == 0 else None)
+            ax.bar(
+                x,
+                float(r.scores.mean()),
+                width,
+                yerr=float(r.scores.std()),
+                color=f"C{j}",
+                label=r.concept.name if i == 0 else None,
+            )
             if r.significant:
                 ax.text(x, float(r.scores.mean() + r.scores.std()) + 0.02, "*", ha="center")
     randoms = torch.stack([torch.cat([t[la].random_scores for t in tests]) for la in layers])
-    ax.bar([i + len(tests) * width for i in range(len(layers))], randoms.mean(1).tolist(),
-           width, yerr=randoms.std(1).tolist(), color="0.6", label="random")
+    ax.bar(
+        [i + len(tests) * width for i in range(len(layers))],
+        randoms.mean(1).tolist(),
+        width,
+        yerr=randoms.std(1).tolist(),
+        color="0.6",
+        label="random",
+    )
     ax.set_xticks([i + len(tests) * width / 2 for i in range(len(layers))], layers)
     ax.set_ylabel("TCAV score")
     ax.legend()

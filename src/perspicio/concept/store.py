@@ -25,7 +25,6 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from perspicio._core.validate import ArgumentError

@@ -109,7 +109,9 @@ class TCAV(ConceptInterpreter):
         names = [layers] if isinstance(layers, str) else list(layers)
         modules = [self._module(name) for name in names]
         if concept.data_iter is None:
-            raise ArgumentError(f"concept {concept.identifier} has no data_iter to take examples from")
+            raise ArgumentError(
+                f"concept {concept.identifier} has no data_iter to take examples from"
+            )
         site = LayerSite(tuple(modules), self.attribute_to_layer_input)
         rows: list[list[Tensor]] = [[] for _ in names]
         for i, batch in enumerate(concept.data_iter):
@@ -193,7 +195,7 @@ class TCAV(ConceptInterpreter):
         return self.cavs
 
     def _train(self, concepts: list[Concept], layer: str) -> None:
-        data = []
+        data: list[tuple[Tensor, Tensor]] = []
         for concept in concepts:
             x = store.load_activations(self._av_path(concept, layer), self._how(layer))
             if x is None:  # stored in another way meanwhile: take them again
@@ -298,9 +300,7 @@ def _resolve_layers(model: nn.Module, layers: Any) -> dict[str, nn.Module]:
     for item in items:
         if isinstance(item, nn.Module):
             if id(item) not in names:
-                raise ArgumentError(
-                    f"layer {type(item).__name__} is not a submodule of the model"
-                )
+                raise ArgumentError(f"layer {type(item).__name__} is not a submodule of the model")
             out[names[id(item)]] = item
         elif isinstance(item, str):
             try:
