@@ -220,3 +220,27 @@ def test_bad_input(tmp_path) -> None:
         tcav.interpret("not a tensor", [[a, b]])
     # nothing was written for the rejected calls before the concept data were needed
     assert not os.path.exists(CAV.assemble_save_path(path, "default_model_id", [a, b], "conv1"))
+
+
+@pytest.mark.slow
+def test_hugging_face_model_with_padded_batches(tmp_path) -> None:
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=30,
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=16,
+        max_position_embeddings=16,
+    )
+    model = transformers.BertForSequenceClassification(config).eval()
+    low = Concept(0, "low", [_text_batch([[1, 2, 3], [2, 3]]), _text_batch([[1, 2, 3, 4, 5]])])
+    high = Concept(1, "high", [_text_batch([[20, 21], [22, 23, 24]])])
+    layer = "bert.encoder.layer.0.output"
+    tcav = TCAV(model, [layer], save_path=str(tmp_path), pooling="mean")
+    inputs = _text_batch([[1, 2], [3, 4, 5, 6]])
+    scores = tcav.interpret(inputs, [[low, high]], target=1)["0-1"][layer]
+    # two concepts: the CAVs are opposite, so are the scores
+    torch.testing.assert_close(scores["magnitude"][0], -scores["magnitude"][1])
+    assert float(scores["sign_count"].sum()) == pytest.approx(1.0)

@@ -107,6 +107,8 @@ class TCAV(ConceptInterpreter):
     def generate_activation(self, layers: str | Sequence[str], concept: Concept) -> None:
         """Compute and store ``concept``'s pooled activations at ``layers`` (one forward each)."""
         names = [layers] if isinstance(layers, str) else list(layers)
+        if not names:
+            raise ArgumentError("generate_activation needs at least one layer, got none")
         modules = [self._module(name) for name in names]
         if concept.data_iter is None:
             raise ArgumentError(
