@@ -14,7 +14,7 @@ from perspicio.concept import CAV, TCAV, Concept, DefaultClassifier
 from perspicio.concept.stats import significance_test
 from perspicio.testing import ConvNet
 from tests.concept.conftest import texture_concept
-from tests.concept.textures import TextureNet
+from tests.concept.textures import TextureNet, images
 
 LAYER = "features.3"
 
@@ -244,3 +244,16 @@ def test_hugging_face_model_with_padded_batches(tmp_path) -> None:
     # two concepts: the CAVs are opposite, so are the scores
     torch.testing.assert_close(scores["magnitude"][0], -scores["magnitude"][1])
     assert float(scores["sign_count"].sum()) == pytest.approx(1.0)
+
+
+def test_layer_input_equals_previous_layer_output(texture_net, tmp_path) -> None:
+    a = texture_concept(0, "stripes", "stripes", 1, n=12)
+    b = texture_concept(1, "random", None, 2, n=12)
+    x = images(5, "stripes", torch.Generator().manual_seed(3))[0]
+    to_input = TCAV(
+        texture_net, "features.3", attribute_to_layer_input=True, save_path=str(tmp_path / "in")
+    )
+    before = TCAV(texture_net, "features.2", save_path=str(tmp_path / "out"))
+    got = to_input.interpret(x, [[a, b]], target=1)["0-1"]["features.3"]
+    want = before.interpret(x, [[a, b]], target=1)["0-1"]["features.2"]
+    torch.testing.assert_close(got, want)
