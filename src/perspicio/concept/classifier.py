@@ -117,8 +117,9 @@ class DefaultClassifier(_Linear):
 
     Fitted by Newton's method on the primal (Chapelle, 2007, "Training a Support Vector
     Machine in the Primal"): each step is a ridge regression on the examples inside the
-    margin, solved in closed form (through the ``n x n`` Gram matrix when there are fewer
-    examples than features), until that set stops changing; a handful of steps in practice.
+    margin, solved in closed form, until that set stops changing; a handful of steps in
+    practice. With fewer examples than features the problem is first reduced to the span of
+    the examples (through their Gram matrix).
     Two concepts give one hyperplane ``w`` (weights ``[-w, w]``, as Captum lays them out);
     more give one-vs-rest hyperplanes. The split into training and test examples is seeded
     (``seed``), so the same data give the same CAV.
@@ -144,12 +145,16 @@ class DefaultClassifier(_Linear):
 
     def _fit(self, x: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         n_classes = int(labels.max()) + 1
-        x64 = x.double()
+        x64, basis = x.double(), None
+        if x.shape[1] > x.shape[0]:
+            x64, basis = _span(x64)
         rows = [labels == 1] if n_classes == 2 else [labels == k for k in range(n_classes)]
         fits = [self._binary(x64, torch.where(pos, 1.0, -1.0).double()) for pos in rows]
-        w = torch.stack([f[0] for f in fits]).to(x.dtype)
-        b = torch.stack([f[1] for f in fits]).to(x.dtype)
-        return w, b
+        w = torch.stack([f[0] for f in fits])
+        if basis is not None:
+            w = w @ basis.T
+        b = torch.stack([f[1] for f in fits])
+        return w.to(x.dtype), b.to(x.dtype)
 
     def _objective(self, x: Tensor, y: Tensor, w: Tensor, b: Tensor) -> Tensor:
         slack = (1 - y * (x @ w + b)).clamp_min(0)
@@ -177,6 +182,20 @@ class DefaultClassifier(_Linear):
                 break
             active = now
         return w, b
+
+
+def _span(x: Tensor) -> tuple[Tensor, Tensor]:
+    """``x (n, F)`` in an orthonormal basis of its rows' span: ``x = z @ basis.T``, ``z (n, r)``.
+
+    The optimal ``w`` of a regularised linear model lies in that span (representer theorem),
+    so a problem with more features than examples is solved on ``z`` and mapped back with
+    ``w = basis @ v``. From the eigendecomposition of the Gram matrix ``x x^T = U L U^T``:
+    ``z = U L^(1/2)`` and ``basis = x^T U L^(-1/2)``.
+    """
+    evals, evecs = torch.linalg.eigh(x @ x.T)
+    keep = evals > evals.max().clamp_min(0) * 1e-12
+    evals, evecs = evals[keep], evecs[:, keep]
+    return evecs * evals.sqrt(), x.T @ (evecs / evals.sqrt())
 
 
 def _ridge(x: Tensor, y: Tensor, lam: float) -> tuple[Tensor, Tensor]:
