@@ -1,5 +1,5 @@
 """``captum.concept._utils.classifier``'s names, for ported code."""
 
-from perspicio.concept.classifier import Classifier, DefaultClassifier, FastCAVClassifier
+from perspicio.concept import Classifier, DefaultClassifier
 
-__all__ = ["Classifier", "DefaultClassifier", "FastCAVClassifier"]
+__all__ = ["Classifier", "DefaultClassifier"]
