@@ -29,7 +29,7 @@ if __package__ in (None, ""):  # run as a script: import the package from the re
 import torch
 from torch.profiler import ProfilerActivity
 
-from benchmarks import influence, resnet, tabular, text
+from benchmarks import concept, influence, resnet, tabular, text
 from benchmarks.report import METHODS, Result, header, machine, table
 from benchmarks.timing import (
     Summary,
@@ -46,6 +46,7 @@ WORKLOADS: list[Workload] = [
     *text.WORKLOADS,
     *tabular.WORKLOADS,
     *influence.WORKLOADS,
+    *concept.WORKLOADS,
 ]
 
 

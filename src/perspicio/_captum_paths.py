@@ -48,6 +48,13 @@ CAPTUM_PATHS: dict[str, dict[str, tuple[str, ...]]] = {
             "SkLearnRidge",
         ),
     },
+    "perspicio.concept._core.cav": {"perspicio.concept": ("CAV",)},
+    "perspicio.concept._core.concept": {"perspicio.concept": ("Concept", "ConceptInterpreter")},
+    "perspicio.concept._core.tcav": {"perspicio.concept": ("TCAV",)},
+    "perspicio.concept._utils.classifier": {
+        "perspicio.concept": ("Classifier", "DefaultClassifier")
+    },
+    "perspicio.concept._utils.common": {"perspicio.concept.concept": ("concepts_to_str",)},
     "perspicio.insights.attr_vis": {"perspicio.insights": ("AttributionVisualizer", "Batch")},
     "perspicio.insights.attr_vis.features": {
         "perspicio.insights.features": (

@@ -111,20 +111,33 @@ class _LayerMixin:
     device_ids: list[int] | None
     forward_func: Callable[..., Any]
 
-    def _bind_layer(self, forward_func: Any, layer: Any, device_ids: list[int] | None) -> None:
+    def _bind_layer(
+        self,
+        forward_func: Any,
+        layer: Any,
+        device_ids: list[int] | None,
+        allow_none: bool = False,
+    ) -> None:
+        self.device_ids = device_ids
+        if layer is None and allow_none:  # set later, as TCAV does with each of its layers
+            self.layer = None
+            return
         layers = layer if isinstance(layer, list | tuple) else [layer]
         if not layers:
             raise ArgumentError("layer must be a module or a non-empty list of modules, got []")
         for i, m in enumerate(layers):
             check_layer(forward_func, m, f"layer[{i}]" if isinstance(layer, list) else "layer")
         self.layer = layer
-        self.device_ids = device_ids
 
     def _site(self, to_input: bool = False) -> LayerSite:
         """The site of this method's layer (of all its layers, when given a list).
 
         ``device_ids`` default to those of a DataParallel ``forward_func``.
         """
+        if self.layer is None:
+            raise ArgumentError(
+                f"{type(self).__name__} has no layer: give one to the constructor or set .layer"
+            )
         layers = tuple(self.layer) if isinstance(self.layer, list | tuple) else self.layer
         ids = self.device_ids
         if ids is None:
@@ -154,7 +167,7 @@ class LayerAttribution(Attribution, _LayerMixin):
         device_ids: list[int] | None = None,
     ) -> None:
         Attribution.__init__(self, forward_func)
-        self._bind_layer(forward_func, layer, device_ids)
+        self._bind_layer(forward_func, layer, device_ids, allow_none=True)
 
     @staticmethod
     def interpolate(

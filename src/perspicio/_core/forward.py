@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -106,3 +106,40 @@ def check_neuron_selector(selector: Any) -> None:
     raise TypeError(
         f"neuron_selector must be an int, a tuple of ints/slices or a callable, got {selector!r}"
     )
+
+
+def unpack_batch(
+    forward_func: Callable[..., Any], batch: Any, name: str = "inputs"
+) -> tuple[Callable[..., Any], Any]:
+    """A model and its inputs in positional form, for batches given as dicts.
+
+    A tensor or a tuple/list of tensors is returned as it is. A mapping (a Hugging Face style
+    batch: ``input_ids``, ``attention_mask``, ...) becomes the tuple of its tensor values and a
+    forward function that calls ``forward_func(**batch)`` with them (non-tensor values are
+    passed along unchanged). Either way, a model output that is not a tensor but has a
+    ``logits`` attribute (a Hugging Face ``ModelOutput``) is replaced by its logits.
+    """
+    if isinstance(batch, Mapping):
+        keys = [k for k, v in batch.items() if isinstance(v, Tensor)]
+        if not keys:
+            raise ArgumentError(f"{name} is a mapping without tensor values: {list(batch)}")
+        rest = {k: v for k, v in batch.items() if not isinstance(v, Tensor)}
+
+        def keyword_forward(*tensors: Any) -> Any:
+            n = len(keys)
+            if len(tensors) > n:
+                raise ArgumentError(
+                    "additional_forward_args cannot be combined with a dict batch: put them "
+                    "in the dict"
+                )
+            return _logits(forward_func(**dict(zip(keys, tensors[:n])), **rest))
+
+        return keyword_forward, tuple(batch[k] for k in keys)
+    return (lambda *a: _logits(run_forward(forward_func, a))), batch
+
+
+def _logits(out: Any) -> Any:
+    """A Hugging Face ``ModelOutput``'s logits; anything else unchanged."""
+    if not isinstance(out, Tensor) and isinstance(getattr(out, "logits", None), Tensor):
+        return out.logits
+    return out

@@ -1,0 +1,1 @@
+"""Captum's ``captum.concept._core`` module paths, for ported code."""

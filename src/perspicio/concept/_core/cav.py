@@ -1,0 +1,5 @@
+"""``captum.concept._core.cav``'s name, for ported code."""
+
+from perspicio.concept import CAV
+
+__all__ = ["CAV"]

@@ -1,0 +1,5 @@
+"""``captum.concept._core.tcav``'s name, for ported code."""
+
+from perspicio.concept import TCAV
+
+__all__ = ["TCAV"]

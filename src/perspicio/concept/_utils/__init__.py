@@ -1,0 +1,1 @@
+"""Captum's ``captum.concept._utils`` module paths, for ported code."""
