@@ -255,7 +255,7 @@ class AttnLRP:
                                             allow_unused=True)  # fmt: skip
                 for (name, leaf), g in zip(found, grads):
                     r = torch.zeros_like(leaf) if g is None else leaf.detach() * g
-                    out[name].append(r.reshape(r.shape[0], n, -1).sum(-1)[0])
+                    out[name].append(r.reshape(-1, n, r.shape[-1]).sum(-1)[0])
                 absorbed.append(_absorbed(sm, grads[len(leaves) :]))
         return Relevance(
             {k: torch.stack(v) for k, v in out.items()},
