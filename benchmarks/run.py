@@ -29,7 +29,7 @@ if __package__ in (None, ""):  # run as a script: import the package from the re
 import torch
 from torch.profiler import ProfilerActivity
 
-from benchmarks import resnet, tabular, text
+from benchmarks import llm, resnet, tabular, text
 from benchmarks.report import METHODS, Result, header, machine, table
 from benchmarks.timing import (
     Summary,
@@ -41,7 +41,9 @@ from benchmarks.timing import (
 from benchmarks.workload import Bench, Config, Workload
 
 SLOW_CALL = 5.0  # seconds: workloads with a slower call get --heavy-reps repetitions
-WORKLOADS: list[Workload] = [*resnet.WORKLOADS, *text.WORKLOADS, *tabular.WORKLOADS]
+WORKLOADS: list[Workload] = [
+    *resnet.WORKLOADS, *text.WORKLOADS, *tabular.WORKLOADS, *llm.WORKLOADS
+]
 
 
 def log(msg: str) -> None:
