@@ -53,7 +53,9 @@ def feature_ablation(cfg: Config) -> Bench:
     prompt_len, target_len = cfg.pick(64, 8), cfg.pick(8, 2)
     model, tok = cached("llm-llama", cfg, _build), _tokenizer()
     g = torch.Generator().manual_seed(0)
-    words = [WORDS[int(i)] for i in torch.randint(3, len(WORDS), (prompt_len + target_len,), generator=g)]
+    words = [
+        WORDS[int(i)] for i in torch.randint(3, len(WORDS), (prompt_len + target_len,), generator=g)
+    ]
     prompt, target = " ".join(words[:prompt_len]), " ".join(words[prompt_len:])
 
     def call(library: str) -> Any:

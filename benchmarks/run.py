@@ -41,9 +41,7 @@ from benchmarks.timing import (
 from benchmarks.workload import Bench, Config, Workload
 
 SLOW_CALL = 5.0  # seconds: workloads with a slower call get --heavy-reps repetitions
-WORKLOADS: list[Workload] = [
-    *resnet.WORKLOADS, *text.WORKLOADS, *tabular.WORKLOADS, *llm.WORKLOADS
-]
+WORKLOADS: list[Workload] = [*resnet.WORKLOADS, *text.WORKLOADS, *tabular.WORKLOADS, *llm.WORKLOADS]
 
 
 def log(msg: str) -> None:

@@ -29,14 +29,18 @@ def test_relevance_adds_up_to_the_logit(arch: str, softmax: str) -> None:
     rel = AttnLRP(model, tok, softmax=softmax).relevance(ids, target)
     with torch.no_grad():
         logits = model(ids).logits[0, -len(target) :]
-    torch.testing.assert_close(rel.scores, logits[torch.arange(len(target)), target], rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(
+        rel.scores, logits[torch.arange(len(target)), target], rtol=1e-6, atol=1e-7
+    )
     total = sum(r.sum(1) for r in rel.embeddings.values()) + rel.softmax_absorbed
     torch.testing.assert_close(total, rel.scores, rtol=1e-3, atol=1e-9)
     if softmax == "constant":  # CP-LRP: nothing absorbed, the embeddings hold everything
         assert rel.softmax_absorbed.abs().max() == 0
     else:  # the softmax rule is not conservative; the accounting above must catch it all
         assert rel.softmax_absorbed.abs().max() > 1e-4
-    assert torch.equal(rel.embeddings[next(iter(rel.embeddings))][:, ids.shape[1] :], torch.zeros(3, 0))
+    assert torch.equal(
+        rel.embeddings[next(iter(rel.embeddings))][:, ids.shape[1] :], torch.zeros(3, 0)
+    )
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
@@ -78,7 +82,9 @@ def test_step_matrix_and_contrast() -> None:
 def test_plain_module_and_no_residue() -> None:
     tok = WordTokenizer(["<unk>", "the", "cat", "sat", "on", "mat"])
     model = TinyCausalLM(vocab=6)
-    res = AttnLRP(model, tok, softmax="constant").attribute(TextTokenInput("the cat sat", tok), "on")
+    res = AttnLRP(model, tok, softmax="constant").attribute(
+        TextTokenInput("the cat sat", tok), "on"
+    )
     assert res.seq_attr.shape == (3,)
     hf = tiny.model("gpt2")
     before = _state(hf)
@@ -91,6 +97,8 @@ def test_bad_arguments() -> None:
     with pytest.raises(ArgumentError, match="softmax"):
         AttnLRP(TinyCausalLM(3), tok, softmax="none")
     with pytest.raises(ArgumentError, match="single tokens"):
-        AttnLRP(TinyCausalLM(3), tok).attribute(TextTokenInput("a", tok), ContrastiveTarget("a b", "b"))
+        AttnLRP(TinyCausalLM(3), tok).attribute(
+            TextTokenInput("a", tok), ContrastiveTarget("a b", "b")
+        )
     with pytest.raises(TypeError, match="TextTokenInput"):
         AttnLRP(TinyCausalLM(3), tok).attribute("a", "b")  # type: ignore[arg-type]

@@ -86,7 +86,9 @@ def test_plain_module_and_templates() -> None:
     res = LLMAttribution(FeatureAblation(model), tok, attr_target="prob").attribute(inp, "the cat")
     target = torch.tensor(tok.encode("the cat"))
     p = brute_log_probs(model, tok.encode(inp.to_model_input(), "pt"), target).sum().exp()
-    for j, prompt in enumerate(["cat sat on the mat", "the dog sat on the mat", "the cat sat on the"]):
+    for j, prompt in enumerate(
+        ["cat sat on the mat", "the dog sat on the mat", "the cat sat on the"]
+    ):
         q = brute_log_probs(model, tok.encode(prompt, "pt"), target).sum().exp()
         torch.testing.assert_close(res.seq_attr[j], p - q, atol=1e-6, rtol=1e-4)
 

@@ -17,7 +17,11 @@ TOK = WordTokenizer(["<unk>", "<s>", "the", "cat", "sat", "on", "mat"], bos_toke
 
 @pytest.mark.parametrize(
     ("present", "want"),
-    [([1, 1, 1, 1], [1, 2, 3, 4, 2]), ([0, 1, 1, 0], [1, 0, 3, 4, 0]), ([0, 0, 0, 0], [1, 0, 0, 0, 0])],
+    [
+        ([1, 1, 1, 1], [1, 2, 3, 4, 2]),
+        ([0, 1, 1, 0], [1, 0, 3, 4, 0]),
+        ([0, 0, 0, 0], [1, 0, 0, 0, 0]),
+    ],
 )
 def test_token_input_with_skipped_tokens(present: list[int], want: list[int]) -> None:
     inp = TextTokenInput("the cat sat the", TOK, skip_tokens=["<s>"])

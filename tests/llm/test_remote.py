@@ -28,10 +28,14 @@ class LocalProvider(RemoteLLMProvider):
 
     def generate(self, prompt: str, **gen_args: Any) -> str:
         ids = self.tok.encode(prompt, return_tensors="pt")
-        out = self.model.generate(ids, max_new_tokens=gen_args["max_new_tokens"], do_sample=False, pad_token_id=1)
+        out = self.model.generate(
+            ids, max_new_tokens=gen_args["max_new_tokens"], do_sample=False, pad_token_id=1
+        )
         return str(self.tok.decode(out[0, ids.shape[1] :]))
 
-    def get_logprobs(self, input_prompt: str, target_str: str, tokenizer: Any = None) -> list[float]:
+    def get_logprobs(
+        self, input_prompt: str, target_str: str, tokenizer: Any = None
+    ) -> list[float]:
         self.prompts.append(input_prompt)
         ids = self.tok.encode(input_prompt, return_tensors="pt")
         target = torch.tensor(tokenizer.encode(target_str, add_special_tokens=False))
@@ -44,11 +48,15 @@ class LocalProvider(RemoteLLMProvider):
 @pytest.mark.parametrize("attr_target", ["log_prob", "prob"])
 def test_matches_local_attribution(attr_target: str) -> None:
     tok, model = tiny.tokenizer(), tiny.model("llama")
-    inp = TextTemplateInput("{} {} sat on the {}", ["the", "cat", "mat"], baselines=["a", "dog", "red"])
+    inp = TextTemplateInput(
+        "{} {} sat on the {}", ["the", "cat", "mat"], baselines=["a", "dog", "red"]
+    )
     provider = LocalProvider(model, tok)
     remote = RemoteLLMAttribution(FeatureAblation(lambda x: x), tok, provider, attr_target)
     got = remote.attribute(inp, target="the dog is")
-    want = LLMAttribution(FeatureAblation(model), tok, attr_target).attribute(inp, target="the dog is")
+    want = LLMAttribution(FeatureAblation(model), tok, attr_target).attribute(
+        inp, target="the dog is"
+    )
     torch.testing.assert_close(got.token_attr, want.token_attr, atol=1e-5, rtol=1e-4)
     assert "a cat sat on the mat" in provider.prompts
     generated = remote.attribute(inp, gen_args={"max_new_tokens": 2})
@@ -61,7 +69,9 @@ def test_bad_provider_and_missing_openai(monkeypatch: pytest.MonkeyPatch) -> Non
         RemoteLLMAttribution(FeatureAblation(lambda x: x), tok, object())  # type: ignore[arg-type]
 
     class Short(LocalProvider):
-        def get_logprobs(self, input_prompt: str, target_str: str, tokenizer: Any = None) -> list[float]:
+        def get_logprobs(
+            self, input_prompt: str, target_str: str, tokenizer: Any = None
+        ) -> list[float]:
             return [0.0]
 
     remote = RemoteLLMAttribution(FeatureAblation(lambda x: x), tok, Short(None, tok))

@@ -22,7 +22,9 @@ def test_validation_and_dict() -> None:
     res.plot_token_attr()
     res.plot_seq_attr()
     with pytest.raises(ArgumentError, match="token_attr must have shape"):
-        LLMAttributionResult(input_tokens=["a"], output_tokens=["c"], seq_attr=[1.0], token_attr=[[1.0, 2.0]])
+        LLMAttributionResult(
+            input_tokens=["a"], output_tokens=["c"], seq_attr=[1.0], token_attr=[[1.0, 2.0]]
+        )
     with pytest.raises(ArgumentError, match="seq_attr has 2 entries"):
         LLMAttributionResult(input_tokens=["a"], output_tokens=[], seq_attr=[1.0, 2.0])
     empty = LLMAttributionResult(input_tokens=["a"], output_tokens=["c"], seq_attr=[1.0])
@@ -42,7 +44,10 @@ def test_image_input_end_to_end() -> None:
 
     def processor(im: object) -> dict[str, torch.Tensor]:
         px = torch.tensor(list(im.getdata())).view(4, 6, 3)  # type: ignore[attr-defined]
-        words = ["cat" if px[:, :3].sum() == 0 else "dog", "red" if px[:, 3:].sum() == 0 else "blue"]
+        words = [
+            "cat" if px[:, :3].sum() == 0 else "dog",
+            "red" if px[:, 3:].sum() == 0 else "blue",
+        ]
         return {"input_ids": tok.encode(" ".join(["the", *words, "sat"]), return_tensors="pt")}
 
     inp = ImageMaskInput(image, mask=mask, processor_fn=processor)

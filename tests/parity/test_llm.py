@@ -28,7 +28,9 @@ def close(a: Any, b: Any) -> None:
     if b.token_attr is None:
         assert a.token_attr is None
     else:
-        torch.testing.assert_close(a.token_attr, b.token_attr.to(a.token_attr), atol=2e-5, rtol=1e-4)
+        torch.testing.assert_close(
+            a.token_attr, b.token_attr.to(a.token_attr), atol=2e-5, rtol=1e-4
+        )
 
 
 def inputs(lib: Any, kind: str, tok: Any) -> Any:

@@ -204,7 +204,7 @@ class LLMAttribution(_LLMBase):
         self.include_per_token_attr = isinstance(attr_method, self.SUPPORTED_PER_TOKEN_ATTR_METHODS)
         self.attr_target = attr_target
 
-    def attribute(
+    def attribute(  # type: ignore[override]
         self,
         inp: InterpretableInput,
         target: str | Tensor | ContrastiveTarget | None = None,
@@ -372,7 +372,7 @@ class LLMGradientAttribution(_LLMBase):
         self.attr_method = copy(attr_method)
         self.attr_method.forward_func = _GradientForward(self)
 
-    def attribute(
+    def attribute(  # type: ignore[override]
         self,
         inp: InterpretableInput,
         target: str | Tensor | None = None,

@@ -115,9 +115,9 @@ class TextTemplateInput(InterpretableInput):
             raise TypeError(f"template must be a str or a callable, got {type(template).__name__}")
         self.template = template
         self.n_features = len(self.values)
-        self.baselines = self._listed(baselines, "baselines") if baselines is not None else None
-        if baselines is None:
-            self.baselines = [""] * self.n_features
+        self.baselines: Any = (
+            [""] * self.n_features if baselines is None else self._listed(baselines, "baselines")
+        )
         self.mask = mask
         if mask is None:
             self.n_itp_features = self.n_features
@@ -346,9 +346,9 @@ class ImageMaskInput(InterpretableInput):
         self, show: bool = False, border_width: int = 0, show_legends: bool = True
     ) -> Any:
         """The image with each segment tinted (and optionally outlined and labelled)."""
-        from perspicio.llm.result import draw_segments
-
         import matplotlib.pyplot as plt
+
+        from perspicio.llm.result import draw_segments
 
         fig, ax = plt.subplots()
         ax.imshow(self.image)
