@@ -14,6 +14,7 @@ Example:
     torch.Size([2, 3, 8, 8])
 """
 
+from perspicio.llm.attnlrp import AttnLRP, attnlrp_rules
 from perspicio.propagation.canonizers import (
     Canonizer,
     MergeBatchNorm,
@@ -50,6 +51,7 @@ from perspicio.propagation.lrp_rules import (
 
 __all__ = [
     "Alpha1_Beta0_Rule",
+    "AttnLRP",
     "Canonizer",
     "Composite",
     "EpsilonGammaBox",
@@ -74,4 +76,5 @@ __all__ = [
     "ZPlusRule",
     "batchnorm_pairs",
     "lrp_rules",
+    "attnlrp_rules",
 ]

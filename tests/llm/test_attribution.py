@@ -184,3 +184,22 @@ def test_bad_constructor_arguments() -> None:
         LLMAttribution(FeatureAblation(model), tok, attr_target="logit")
     with pytest.raises(ArgumentError, match="no generate"):
         LLMAttribution(FeatureAblation(TinyCausalLM(30)), tok).attribute(TextTokenInput("a", tok))
+
+
+def test_chat_template_prompt() -> None:
+    """A prompt rendered by the tokenizer's chat template is an ordinary token input."""
+    pytest.importorskip("jinja2")
+    tok, model = tiny.tokenizer(), tiny.model("llama")
+    tok.chat_template = (
+        "{% for m in messages %}{{ m['role'] }} , {{ m['content'] }} . {% endfor %}"
+        "{% if add_generation_prompt %}assistant ,{% endif %}"
+    )
+    try:
+        messages = [{"role": "what", "content": "the cat sat on the mat"}]
+        prompt = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        inp = TextTokenInput(prompt, tok, skip_tokens=[",", "."])
+        res = LLMAttribution(FeatureAblation(model), tok).attribute(inp, TARGET)
+    finally:
+        tok.chat_template = None
+    assert inp.values == ["what", "the", "cat", "sat", "on", "the", "mat", "<unk>"]
+    assert res.token_attr is not None and res.token_attr.shape == (4, 8)

@@ -3,6 +3,7 @@
 # The wrappers take their methods from perspicio.attr, which re-exports them: import it first.
 from perspicio import attr as _attr  # noqa: F401  # isort: skip
 
+from perspicio.llm.attnlrp import AttnLRP, Relevance, attnlrp_rules
 from perspicio.llm.attribution import (
     DEFAULT_GEN_ARGS,
     ContrastiveTarget,
@@ -20,6 +21,7 @@ from perspicio.llm.remote import RemoteLLMAttribution, RemoteLLMProvider, VLLMPr
 from perspicio.llm.result import LLMAttributionResult
 
 __all__ = [
+    "AttnLRP",
     "DEFAULT_GEN_ARGS",
     "ContrastiveTarget",
     "ImageMaskInput",
@@ -28,9 +30,11 @@ __all__ = [
     "LLMAttributionResult",
     "LLMGradientAttribution",
     "ProductBaselines",
+    "Relevance",
     "RemoteLLMAttribution",
     "RemoteLLMProvider",
     "TextTemplateInput",
     "TextTokenInput",
     "VLLMProvider",
+    "attnlrp_rules",
 ]
