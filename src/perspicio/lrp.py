@@ -14,7 +14,6 @@ Example:
     torch.Size([2, 3, 8, 8])
 """
 
-from perspicio.llm.attnlrp import AttnLRP, attnlrp_rules
 from perspicio.propagation.canonizers import (
     Canonizer,
     MergeBatchNorm,
@@ -51,7 +50,6 @@ from perspicio.propagation.lrp_rules import (
 
 __all__ = [
     "Alpha1_Beta0_Rule",
-    "AttnLRP",
     "Canonizer",
     "Composite",
     "EpsilonGammaBox",
@@ -76,5 +74,4 @@ __all__ = [
     "ZPlusRule",
     "batchnorm_pairs",
     "lrp_rules",
-    "attnlrp_rules",
 ]

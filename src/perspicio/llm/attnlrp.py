@@ -16,9 +16,11 @@ gradient, so one backward pass per target token gives the relevance of every pos
   ordinary gradient times input. With ``softmax="constant"`` the attention weights are
   constants instead (CP-LRP, Ali et al., 2022), which conserves relevance exactly.
 
-The rules are installed by :func:`attnlrp_rules`, a context manager (forward hooks that
-replace module outputs, and a torch function mode for the functional products and
-softmax); nothing is left on the model.
+The rules are installed by :func:`attnlrp_rules`, a context manager: the module rules
+(norms, activations) as a :class:`perspicio.lrp.Composite` of
+:class:`perspicio.lrp.PropagationRule` subclasses, and a torch function mode for the
+functional products and softmax inside attention and gated MLPs; nothing is left on the
+model.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from perspicio.llm.attribution import (
 from perspicio.llm.inputs import TextTokenInput
 from perspicio.llm.result import LLMAttributionResult
 from perspicio.llm.scoring import LanguageModel
+from perspicio.lrp import Composite, PropagationRule
 
 _PRODUCTS = {torch.matmul, torch.bmm, torch.mul, Tensor.__matmul__, Tensor.__mul__,
              Tensor.__rmul__, Tensor.matmul, Tensor.mul, Tensor.bmm}  # fmt: skip
@@ -75,49 +78,61 @@ class _Rules(TorchFunctionMode):
         return out
 
 
-def _norm_rule(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> Any:
-    """LayerNorm/RMSNorm with the divisor held constant (recomputed outside the mode)."""
-    x = inputs[0]
-    if not isinstance(x, Tensor) or not isinstance(output, Tensor) or not x.requires_grad:
-        return None
-    weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
-    eps = getattr(module, "eps", getattr(module, "variance_epsilon", 1e-5))
-    centring = isinstance(module, nn.LayerNorm) or bias is not None
-    centred = x - x.mean(-1, keepdim=True) if centring else x
-    with torch.no_grad():
+class NormRule(PropagationRule):
+    """LayerNorm/RMSNorm as a linear map: the normalising divisor is held constant.
+
+    ``y = (x - mean(x)) * s * w + b`` (no centring for RMSNorm) with ``s`` a constant, so
+    the modified gradient is ``c - mean(c)`` with ``c = grad * s * w`` (``c`` for RMSNorm).
+    """
+
+    def backward(self, call: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        m, x = call.module, call.x
+        weight, bias = getattr(m, "weight", None), getattr(m, "bias", None)
+        eps = getattr(m, "eps", getattr(m, "variance_epsilon", 1e-5))
+        centring = isinstance(m, nn.LayerNorm) or bias is not None
+        centred = x - x.mean(-1, keepdim=True) if centring else x
         wide = centred.to(torch.promote_types(x.dtype, torch.float32))
-        scale = (wide.pow(2).mean(-1, keepdim=True) + eps).rsqrt().to(x.dtype)
-    out = centred * scale
-    if weight is not None:
-        out = out * weight.detach()
-    if bias is not None:
-        out = out + bias.detach()
-    return out.to(output.dtype)
+        c = grad_out * (wide.pow(2).mean(-1, keepdim=True) + eps).rsqrt().to(x.dtype)
+        if weight is not None:
+            c = c * weight.detach()
+        return (c - c.mean(-1, keepdim=True) if centring else c,)
 
 
-def _identity_rule(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> Any:
-    """An elementwise nonlinearity passes relevance unchanged: gradient ``f(x) / x``."""
-    x = inputs[0]
-    if not isinstance(x, Tensor) or not isinstance(output, Tensor) or not x.requires_grad:
-        return None
-    if output.shape != x.shape:
-        return None
-    with torch.no_grad():
-        ratio = torch.where(x == 0, torch.zeros_like(x), output / torch.where(x == 0, 1, x))
-    return x * ratio
+class PassRule(PropagationRule):
+    """An elementwise nonlinearity passes relevance unchanged: the gradient is ``f(x) / x``."""
+
+    def backward(self, call: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        x, y = call.x, call.y
+        if y.shape != x.shape:
+            return (call.plain_grad(grad_out),)
+        safe = torch.where(x == 0, torch.ones_like(x), x)
+        return (torch.where(x == 0, torch.zeros_like(x), y / safe) * grad_out,)
 
 
 def is_norm(module: nn.Module) -> bool:
+    """LayerNorm, or a module whose class name ends in ``RMSNorm``/``LayerNorm``."""
     name = type(module).__name__
-    return isinstance(module, nn.LayerNorm) or name.endswith("RMSNorm") or name == "LayerNorm"
+    return isinstance(module, nn.LayerNorm) or name.endswith(("RMSNorm", "LayerNorm"))
 
 
 def is_activation(module: nn.Module) -> bool:
+    """A parameter-free leaf module named like an activation (GELU, SiLU, ...)."""
     name = type(module).__name__
     has_params = any(True for _ in module.parameters(recurse=False))
     return (
         not has_params and not list(module.children()) and any(n in name for n in _ACTIVATION_NAMES)
     )
+
+
+class AttnLRPComposite(Composite):
+    """The module rules of AttnLRP: :class:`NormRule` on norms, :class:`PassRule` on
+    activations (the functional products and softmax are handled by :func:`attnlrp_rules`)."""
+
+    def __init__(self) -> None:
+        norm, passing = NormRule(), PassRule()
+        super().__init__(
+            {}, lookup=lambda m: norm if is_norm(m) else passing if is_activation(m) else None
+        )
 
 
 @contextmanager
@@ -132,14 +147,8 @@ def attnlrp_rules(
     """
     if softmax not in ("attnlrp", "constant"):
         raise ArgumentError(f"softmax must be 'attnlrp' or 'constant', got {softmax!r}")
-    hooks = []
-    for module in model.modules():
-        if is_norm(module):
-            hooks.append(module.register_forward_hook(_norm_rule))
-        elif is_activation(module):
-            hooks.append(module.register_forward_hook(_identity_rule))
     with ExitStack() as stack:
-        stack.enter_context(handles(*hooks))
+        stack.enter_context(AttnLRPComposite().context(model))
         stack.enter_context(_Rules(softmax == "constant", [] if softmaxes is None else softmaxes))
         yield
 
