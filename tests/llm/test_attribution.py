@@ -203,3 +203,12 @@ def test_chat_template_prompt() -> None:
         tok.chat_template = None
     assert inp.values == ["what", "the", "cat", "sat", "on", "the", "mat", "<unk>"]
     assert res.token_attr is not None and res.token_attr.shape == (4, 8)
+
+
+def test_template_prompts_of_other_lengths_share_the_prefix() -> None:
+    """Perturbed templates tokenise to other lengths; the cached prefix must still be right."""
+    tok, model = tiny.tokenizer(), tiny.model("llama")
+    inp = TextTemplateInput("the cat {} on the {} and {}", ["sat", "red mat", "the"], ["", "", "a"])
+    cached = LLMAttribution(FeatureAblation(model), tok).attribute(inp, TARGET)
+    plain = LLMAttribution(FeatureAblation(LogitsOnly(model)), tok).attribute(inp, TARGET)
+    torch.testing.assert_close(cached.token_attr, plain.token_attr, atol=2e-6, rtol=1e-5)

@@ -110,10 +110,9 @@ class PrefixCache:
 
 def shared_prefix(ids: Tensor, original: Tensor) -> int:
     """How many leading positions every row of ``ids`` ``(k, L)`` shares with ``original``."""
-    if ids.shape[1] != original.shape[1]:
-        return 0
-    differs = (ids != original.to(ids.device)).any(0).nonzero()
-    return int(differs[0]) if len(differs) else ids.shape[1]
+    n = min(ids.shape[1], original.shape[1])
+    differs = (ids[:, :n] != original[:, :n].to(ids.device)).any(0).nonzero()
+    return int(differs[0]) if len(differs) else n
 
 
 def target_log_probs(
