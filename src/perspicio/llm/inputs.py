@@ -289,6 +289,18 @@ class ImageMaskInput(InterpretableInput):
         baseline: the RGB colour of absent pixels.
         processor_fn: turns a (perturbed) image into the model's input (e.g. a multimodal
             processor call); the image itself by default.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from PIL import Image
+        >>> from perspicio.attr import ImageMaskInput
+        >>> image = Image.fromarray(np.zeros((2, 4, 3), dtype="uint8"))
+        >>> mask = torch.tensor([[0, 0, 1, 1], [0, 0, 1, 1]])
+        >>> inp = ImageMaskInput(image, mask=mask)
+        >>> inp.values
+        ['image_feature_0', 'image_feature_1']
+        >>> np.array(inp.to_model_input(torch.tensor([[1, 0]])))[0, :, 0].tolist()
+        [0, 0, 255, 255]
     """
 
     def __init__(
