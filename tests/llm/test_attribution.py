@@ -212,3 +212,11 @@ def test_template_prompts_of_other_lengths_share_the_prefix() -> None:
     cached = LLMAttribution(FeatureAblation(model), tok).attribute(inp, TARGET)
     plain = LLMAttribution(FeatureAblation(LogitsOnly(model)), tok).attribute(inp, TARGET)
     torch.testing.assert_close(cached.token_attr, plain.token_attr, atol=2e-6, rtol=1e-5)
+
+
+def test_float64_models_keep_their_precision() -> None:
+    tok, model = tiny.tokenizer(), tiny.model("gpt2", torch.float64)
+    res = LLMAttribution(FeatureAblation(model), tok).attribute(TextTokenInput(PROMPT, tok), TARGET)
+    grad = LLMGradientAttribution(LayerGradientXActivation(model, tiny.embedding(model)), tok)
+    assert res.token_attr is not None and res.token_attr.dtype == torch.float64
+    assert grad.attribute(TextTokenInput(PROMPT, tok), TARGET).seq_attr.dtype == torch.float64

@@ -298,7 +298,7 @@ class LLMAttribution(_LLMBase):
 
     def _log_probs(self, inputs: list[Any], target: Tensor, job: _Job) -> Tensor:
         """Per-token log-probabilities ``(k, T)`` of ``target`` after each model input."""
-        out = torch.empty(len(inputs), len(target), device=self.device)
+        rows: list[Tensor | None] = [None] * len(inputs)
         groups: dict[int, list[int]] = {}
         ids: list[Any] = []
         for i, value in enumerate(inputs):
@@ -308,13 +308,14 @@ class LLMAttribution(_LLMBase):
             if isinstance(value, Tensor):
                 groups.setdefault(value.shape[-1], []).append(i)
             else:
-                out[i] = self._mapping_log_probs(value, target)
+                rows[i] = self._mapping_log_probs(value, target)
         with torch.no_grad():
             for members in groups.values():
                 stack = torch.cat([ids[i].to(self.device) for i in members])
                 lp = target_log_probs(self.lm, stack, target, job.prefix, job.original)
-                out[members] = lp.to(out)
-        return out
+                for i, row in zip(members, lp):
+                    rows[i] = row
+        return torch.stack([r for r in rows if r is not None])
 
     def _mapping_log_probs(self, model_inp: Mapping[str, Any], target: Tensor) -> Tensor:
         """A processor's output (e.g. a multimodal prompt): one full forward pass."""
@@ -323,7 +324,8 @@ class LLMAttribution(_LLMBase):
         kwargs = {**model_inp, "input_ids": full, "attention_mask": torch.ones_like(full)}
         with torch.no_grad():
             logits = logits_of(self.model(**kwargs))
-        picked = logits[0, ids.shape[1] - 1 : full.shape[1] - 1].double().log_softmax(-1)
+        picked = logits[0, ids.shape[1] - 1 : full.shape[1] - 1]
+        picked = picked.to(torch.promote_types(picked.dtype, torch.float32)).log_softmax(-1)
         return picked.gather(-1, target.to(ids.device).view(-1, 1)).squeeze(-1)
 
 
@@ -391,14 +393,17 @@ class LLMGradientAttribution(_LLMBase):
         assert isinstance(inp, TextTokenInput)
         target_tokens = self._target_tokens(inp, target, gen_args).to(self.device)
         length, n_out = inp.inp_tensor.shape[1], len(target_tokens)
-        steps = torch.zeros(n_out, length + n_out)
+        rows = []
         for step in range(n_out):
             attr = self.attr_method.attribute(
                 inp.to_tensor().to(self.device),
                 additional_forward_args=(inp, target_tokens, step),
                 **kwargs,
             )
-            steps[step, : length + step] = attr.detach().reshape(length + step, -1).sum(-1).cpu()
+            rows.append(attr.detach().reshape(length + step, -1).sum(-1))
+        steps = torch.zeros(n_out, length + n_out, dtype=rows[0].dtype, device=rows[0].device)
+        for step, row in enumerate(rows):
+            steps[step, : length + step] = row
         prompt = steps[:, :length]
         if inp.itp_mask is not None:
             prompt = prompt[:, inp.itp_mask[0]]
