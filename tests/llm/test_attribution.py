@@ -220,3 +220,17 @@ def test_float64_models_keep_their_precision() -> None:
     grad = LLMGradientAttribution(LayerGradientXActivation(model, tiny.embedding(model)), tok)
     assert res.token_attr is not None and res.token_attr.dtype == torch.float64
     assert grad.attribute(TextTokenInput(PROMPT, tok), TARGET).seq_attr.dtype == torch.float64
+
+
+def test_inspect_forward_sees_every_prompt_once() -> None:
+    tok, model = tiny.tokenizer(), tiny.model("gpt2")
+    inp = TextTokenInput("the cat sat", tok)
+    seen: list[Any] = []
+    res = LLMAttribution(FeatureAblation(model), tok, attr_target="prob").attribute(
+        inp, "red", _inspect_forward=lambda *a: seen.append(a)
+    )
+    prompts = sorted(p for p, _, _ in seen)
+    assert prompts == sorted(["the cat sat", "<unk> cat sat", "the <unk> sat", "the cat <unk>"])
+    unperturbed = next(probs for p, _, probs in seen if p == "the cat sat")
+    assert res.output_probs is not None
+    torch.testing.assert_close(torch.tensor(unperturbed[1:]), res.output_probs)

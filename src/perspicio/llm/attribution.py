@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from copy import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -243,7 +243,7 @@ class LLMAttribution(_LLMBase):
         per_token = rows > 1
         probs = None
         if not job.contrast:
-            probs = self._scores(job, inp.to_tensor().to(self.device))
+            probs = self._scores(replace(job, inspect=None), inp.to_tensor().to(self.device))
             probs = probs.exp() if self.attr_target == "log_prob" else probs
         return LLMAttributionResult(
             seq_attr=attr[0],
