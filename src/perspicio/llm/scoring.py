@@ -62,7 +62,10 @@ class LanguageModel:
             return None
         with torch.no_grad():
             out = self.model(input_ids=ids, use_cache=True)
-        cache = out.get("cache", out.get("past_key_values")) if hasattr(out, "get") else None
+        cache = None
+        if hasattr(out, "keys"):
+            key = "cache" if "cache" in out.keys() else "past_key_values"
+            cache = out.get(key)
         layers = _layer_tensors(cache)
         return None if layers is None else PrefixCache(layers, type(cache))
 
