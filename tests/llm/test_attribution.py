@@ -234,3 +234,14 @@ def test_inspect_forward_sees_every_prompt_once() -> None:
     unperturbed = next(probs for p, _, probs in seen if p == "the cat sat")
     assert res.output_probs is not None
     torch.testing.assert_close(torch.tensor(unperturbed[1:]), res.output_probs)
+
+
+def test_generation_leaves_the_model_untouched() -> None:
+    tok, model = tiny.tokenizer(), tiny.model("gpt2", seed=3)
+    before, gen_config = _state(model), model.generation_config.to_dict()
+    res = LLMAttribution(FeatureAblation(model), tok).attribute(
+        TextTokenInput(PROMPT, tok), gen_args={"max_new_tokens": 2, "do_sample": False}
+    )
+    assert len(res.output_tokens) == 2
+    _same(model, before)
+    assert model.generation_config.to_dict() == gen_config
