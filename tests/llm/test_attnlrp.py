@@ -102,3 +102,12 @@ def test_bad_arguments() -> None:
         )
     with pytest.raises(TypeError, match="TextTokenInput"):
         AttnLRP(TinyCausalLM(3), tok).attribute("a", "b")  # type: ignore[arg-type]
+
+
+def test_fused_attention_is_refused() -> None:
+    tok, model = tiny.tokenizer(), tiny.model("llama")
+    model.config._attn_implementation = "sdpa"
+    before = _state(model)
+    with pytest.raises(ArgumentError, match="attn_implementation='eager'"):
+        AttnLRP(model, tok).attribute(TextTokenInput(PROMPT, tok), TARGET)
+    _same(model, before)

@@ -53,7 +53,7 @@ _SOFTMAX = {torch.softmax, nn.functional.softmax, Tensor.softmax}
 _ACTIVATION_NAMES = ("GELU", "SiLU", "Swish", "Tanh", "Sigmoid", "ReLU", "Mish", "Activation")
 
 
-def _is_activation(x: Any) -> bool:
+def _is_variable(x: Any) -> bool:
     return isinstance(x, Tensor) and x.requires_grad and not isinstance(x, nn.Parameter)
 
 
@@ -67,7 +67,13 @@ class _Rules(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
-        if func in _PRODUCTS and len(args) == 2 and all(_is_activation(a) for a in args):
+        if func is nn.functional.scaled_dot_product_attention:
+            raise ArgumentError(
+                "AttnLRP needs the attention's products and softmax as separate operations: "
+                "the model uses a fused scaled_dot_product_attention (for Hugging Face models "
+                "load them with attn_implementation='eager')"
+            )
+        if func in _PRODUCTS and len(args) == 2 and all(_is_variable(a) for a in args):
             a, b = args
             return 0.5 * (func(a, b.detach()) + func(a.detach(), b))
         out = func(*args, **kwargs)
@@ -285,6 +291,12 @@ class AttnLRP:
         """
         if not isinstance(inp, TextTokenInput):
             raise TypeError(f"inp must be a TextTokenInput, got {type(inp).__name__}")
+        implementation = getattr(getattr(self.model, "config", None), "_attn_implementation", None)
+        if implementation not in (None, "eager"):
+            raise ArgumentError(
+                f"AttnLRP needs eager attention, the model uses {implementation!r}: load it "
+                "with attn_implementation='eager'"
+            )
         foils = None
         if isinstance(target, ContrastiveTarget):
             targets = target_ids(self.tokenizer, target.target)
