@@ -64,7 +64,7 @@ class LanguageModel:
             out = self.model(input_ids=ids, use_cache=True)
         cache = None
         if hasattr(out, "keys"):
-            key = "cache" if "cache" in out.keys() else "past_key_values"
+            key = "cache" if "cache" in out else "past_key_values"
             cache = out.get(key)
         layers = _layer_tensors(cache)
         return None if layers is None else PrefixCache(layers, type(cache))
