@@ -124,19 +124,22 @@ def target_log_probs(
     target: Tensor,
     prefix: PrefixCache | None = None,
     original: Tensor | None = None,
+    context: Tensor | None = None,
 ) -> Tensor:
     """``log p(target_t | prompt, target_<t)`` for each prompt row: ``(k, T)``.
 
     ``prompts`` ``(k, L)`` share a length; with ``prefix`` (the cache of ``original``
-    ``(1, L)``) the shared leading tokens are not recomputed.
+    ``(1, L)``) the shared leading tokens are not recomputed. ``context`` ``(k, T - 1)``
+    replaces ``target[:-1]`` as the tokens fed after the prompt (perturbed earlier outputs).
     """
     k, length = prompts.shape
     target = target.to(prompts.device)
-    ids = torch.cat([prompts, target.expand(k, -1)], dim=1)
+    fed = target[:-1].expand(k, -1) if context is None else context.to(prompts.device)
+    ids = torch.cat([prompts, fed], dim=1)
     start = 0
     if prefix is not None and original is not None:
         start = min(shared_prefix(prompts, original), length - 1)
-    logits = lm.logits(ids, prefix, start)  # (k, L + T - start, V)
+    logits = lm.logits(ids, prefix, start)  # (k, L + T - 1 - start, V)
     first = length - 1 - start
     picked = logits[:, first : first + len(target)]
     picked = picked.to(torch.promote_types(picked.dtype, torch.float32)).log_softmax(-1)
