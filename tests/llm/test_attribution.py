@@ -245,3 +245,38 @@ def test_generation_leaves_the_model_untouched() -> None:
     assert len(res.output_tokens) == 2
     _same(model, before)
     assert model.generation_config.to_dict() == gen_config
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_per_step_matrix_is_brute_force(arch: str) -> None:
+    tok, model = tiny.tokenizer(), tiny.model(arch)
+    inp = TextTokenInput(PROMPT, tok, baselines="a")
+    llm = LLMAttribution(FeatureAblation(model), tok)
+    res = llm.attribute(inp, TARGET, step_attr=True, perturbations_per_eval=3)
+    plain = llm.attribute(inp, TARGET)
+    n, target = inp.n_itp_features, torch.tensor(tok.encode(TARGET, add_special_tokens=False))
+    assert res.step_attr is not None and res.step_attr.shape == (4, n + 4)
+    torch.testing.assert_close(res.token_attr, plain.token_attr, atol=2e-6, rtol=1e-5)
+    full = torch.cat([inp.inp_tensor, target[:-1].view(1, -1)], dim=1)
+    with torch.no_grad():
+        base = LogitsOnly(model)(full)[0, n - 1 :].log_softmax(-1)[torch.arange(4), target]
+        for j in range(3):  # ablate target token j where it is context
+            ids = full.clone()
+            ids[0, n + j] = tok.convert_tokens_to_ids(["a"])[0]
+            out = LogitsOnly(model)(ids)[0, n - 1 :].log_softmax(-1)[torch.arange(4), target]
+            want = torch.where(torch.arange(4) > j, base - out, torch.zeros(4))
+            torch.testing.assert_close(res.step_attr[:, n + j], want, atol=2e-5, rtol=1e-4)
+    assert torch.all(res.step_attr[:, n + 3] == 0)
+    res.plot_step_attr()
+
+
+def test_per_step_matrix_needs_tokens_and_a_per_token_method() -> None:
+    tok, model = tiny.tokenizer(), tiny.model("gpt2")
+    with pytest.raises(ArgumentError, match="step_attr=True needs a TextTokenInput"):
+        LLMAttribution(Lime(model), tok).attribute(
+            TextTokenInput(PROMPT, tok), TARGET, step_attr=True
+        )
+    with pytest.raises(ArgumentError, match="not a contrast"):
+        LLMAttribution(FeatureAblation(model), tok).attribute(
+            TextTokenInput(PROMPT, tok), ContrastiveTarget("a", "b"), step_attr=True
+        )

@@ -160,6 +160,32 @@ class _Job:
     original: Tensor | None
     prefix: PrefixCache | None
     inspect: Callable[..., None] | None = None
+    fed: int = 0  # target tokens already in each model input (per-step attribution)
+
+
+class _StepInput(InterpretableInput):
+    """A token input extended by the target's tokens but the last, which become features too."""
+
+    def __init__(self, inp: TextTokenInput, target: Tensor) -> None:
+        self.inp, self.fed = inp, target[:-1].view(1, -1).cpu()
+        self.values = [*inp.values, *inp.tokenizer.convert_ids_to_tokens(self.fed[0].tolist())]
+        self.n_itp_features = len(self.values)
+
+    def to_tensor(self) -> Tensor:
+        return torch.ones(1, self.n_itp_features, dtype=torch.long)
+
+    def to_model_input(self, perturbed_tensor: Tensor | None = None) -> Tensor:
+        if perturbed_tensor is None:
+            return torch.cat([self.inp.to_model_input(), self.fed], dim=1)
+        n, device = self.inp.n_itp_features, perturbed_tensor.device
+        fed = self.fed.to(device).expand(len(perturbed_tensor), -1)
+        fed = torch.where(
+            perturbed_tensor[:, n:] != 1, torch.full_like(fed, self.inp.baselines), fed
+        )
+        return torch.cat([self.inp.to_model_input(perturbed_tensor[:, :n]), fed], dim=1)
+
+    def model_inputs(self, perturbed: Tensor) -> list[Any]:
+        return list(self.to_model_input(perturbed).unsqueeze(1))
 
 
 class LLMAttribution(_LLMBase):
@@ -214,6 +240,7 @@ class LLMAttribution(_LLMBase):
         _inspect_forward: Callable[..., None] | None = None,
         forward_in_tokens: bool = True,
         skip_tokens: list[int] | list[str] | None = None,
+        step_attr: bool = False,
         **kwargs: Any,
     ) -> LLMAttributionResult:
         """Attribute ``target`` (generated with ``gen_args`` when None) to ``inp``.
@@ -224,12 +251,18 @@ class LLMAttribution(_LLMBase):
             use_cached_outputs, forward_in_tokens: accepted for Captum compatibility; the
                 numbers do not depend on them.
             skip_tokens: Captum 0.8's spelling of ``TextTokenInput(skip_tokens=...)``.
+            step_attr: also perturb the target's own tokens (teacher-forced context) and
+                return the per-step matrix ``result.step_attr``: each target token attributed
+                to the prompt and to the earlier target tokens. Needs a ``TextTokenInput``
+                and a per-token method. Not in Captum.
             **kwargs: passed to the wrapped method's ``attribute``.
         """
         inp = self._with_skip_tokens(inp, skip_tokens)
         self._check_input(inp)
         if isinstance(num_trials, bool) or not isinstance(num_trials, int) or num_trials < 1:
             raise ArgumentError(f"num_trials must be a positive int, got {num_trials!r}")
+        if step_attr:
+            return self._steps(inp, target, gen_args, num_trials, _inspect_forward, kwargs)
         job = self._job(inp, target, gen_args, _inspect_forward)
         rows = 1 if job.contrast or not self.include_per_token_attr else 1 + len(job.targets[0])
         total: Tensor | int = 0
@@ -252,6 +285,38 @@ class LLMAttribution(_LLMBase):
             input_tokens=inp.values,
             output_tokens=pretty_tokens(job.targets[0], self.tokenizer),
             inp=inp,
+        )
+
+    def _steps(
+        self, inp: Any, target: Any, gen_args: Any, trials: int, inspect: Any, kwargs: Any
+    ) -> LLMAttributionResult:
+        """Per-step matrix: the target's tokens but the last are features too."""
+        if not isinstance(inp, TextTokenInput) or not self.include_per_token_attr:
+            raise ArgumentError(
+                "step_attr=True needs a TextTokenInput and FeatureAblation, ShapleyValueSampling "
+                f"or ShapleyValues; got {type(inp).__name__} and {type(self.attr_method).__name__}"
+            )
+        if isinstance(target, ContrastiveTarget):
+            raise ArgumentError("step_attr=True explains one continuation, not a contrast")
+        job = self._job(inp, target, gen_args, inspect)
+        n_out = len(job.targets[0])
+        job.inp, job.fed = _StepInput(inp, job.targets[0]), n_out - 1
+        total: Tensor | int = 0
+        for _ in range(trials):
+            attr = self.attr_method.attribute(
+                job.inp.to_tensor().to(self.device), additional_forward_args=(job,), **kwargs
+            )
+            total = total + attr.reshape(1 + n_out, -1)
+        assert isinstance(total, Tensor)
+        attr, n = total / trials, inp.n_itp_features
+        steps = torch.cat([attr[1:], attr.new_zeros(n_out, 1)], dim=1)  # (T, n + T)
+        return LLMAttributionResult(
+            seq_attr=attr[0, :n],
+            token_attr=attr[1:, :n],
+            input_tokens=inp.values,
+            output_tokens=pretty_tokens(job.targets[0], self.tokenizer),
+            inp=inp,
+            step_attr=steps,
         )
 
     def _job(self, inp: Any, target: Any, gen_args: Any, inspect: Any) -> _Job:
@@ -312,7 +377,13 @@ class LLMAttribution(_LLMBase):
         with torch.no_grad():
             for members in groups.values():
                 stack = torch.cat([ids[i].to(self.device) for i in members])
-                lp = target_log_probs(self.lm, stack, target, job.prefix, job.original)
+                prompts, fed = (
+                    stack[:, : stack.shape[1] - job.fed],
+                    stack[:, stack.shape[1] - job.fed :],
+                )
+                lp = target_log_probs(
+                    self.lm, prompts, target, job.prefix, job.original, fed if job.fed else None
+                )
                 for i, row in zip(members, lp):
                     rows[i] = row
         return torch.stack([r for r in rows if r is not None])
