@@ -280,3 +280,15 @@ def test_per_step_matrix_needs_tokens_and_a_per_token_method() -> None:
         LLMAttribution(FeatureAblation(model), tok).attribute(
             TextTokenInput(PROMPT, tok), ContrastiveTarget("a", "b"), step_attr=True
         )
+
+
+def test_layer_gradient_shap_runs() -> None:
+    from perspicio.attr import LayerGradientShap
+
+    tok, model = tiny.tokenizer(), tiny.model("gpt2")
+    inp = TextTokenInput(PROMPT, tok)
+    llm = LLMGradientAttribution(LayerGradientShap(model, tiny.embedding(model)), tok)
+    torch.manual_seed(0)
+    res = llm.attribute(inp, TARGET, baselines=torch.zeros(2, inp.n_itp_features, dtype=torch.long))
+    assert res.token_attr is not None and res.token_attr.shape == (4, inp.n_itp_features)
+    assert torch.isfinite(res.token_attr).all() and res.token_attr.abs().sum() > 0

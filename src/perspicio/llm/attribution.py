@@ -464,10 +464,13 @@ class LLMGradientAttribution(_LLMBase):
         assert isinstance(inp, TextTokenInput)
         target_tokens = self._target_tokens(inp, target, gen_args).to(self.device)
         length, n_out = inp.inp_tensor.shape[1], len(target_tokens)
+        itp = inp.to_tensor().to(self.device)
+        if isinstance(self.attr_method, LayerGradientShap):  # it adds noise to the inputs
+            itp = itp.to(torch.get_default_dtype())
         rows = []
         for step in range(n_out):
             attr = self.attr_method.attribute(
-                inp.to_tensor().to(self.device),
+                itp,
                 additional_forward_args=(inp, target_tokens, step),
                 **kwargs,
             )
