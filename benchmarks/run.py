@@ -29,7 +29,7 @@ if __package__ in (None, ""):  # run as a script: import the package from the re
 import torch
 from torch.profiler import ProfilerActivity
 
-from benchmarks import concept, influence, resnet, tabular, text
+from benchmarks import concept, influence, llm, resnet, tabular, text
 from benchmarks.report import METHODS, Result, header, machine, table
 from benchmarks.timing import (
     Summary,
@@ -47,6 +47,7 @@ WORKLOADS: list[Workload] = [
     *tabular.WORKLOADS,
     *influence.WORKLOADS,
     *concept.WORKLOADS,
+    *llm.WORKLOADS,
 ]
 
 

@@ -81,6 +81,24 @@ from perspicio.text.embedding import (
     remove_interpretable_embedding_layer,
 )
 
+# isort: split
+# LLM attribution wraps the methods above (imported last: it imports them from here).
+from perspicio.llm.attribution import (
+    DEFAULT_GEN_ARGS,
+    ContrastiveTarget,
+    LLMAttribution,
+    LLMGradientAttribution,
+)
+from perspicio.llm.inputs import (
+    ImageMaskInput,
+    InterpretableInput,
+    ProductBaselines,
+    TextTemplateInput,
+    TextTokenInput,
+)
+from perspicio.llm.remote import RemoteLLMAttribution, RemoteLLMProvider, VLLMProvider
+from perspicio.llm.result import LLMAttributionResult
+
 __all__ = [
     "Attribution",
     "Deconvolution",
@@ -165,4 +183,18 @@ __all__ = [
     "LayerScoreCam",
     "LayerXGradCam",
     "vit_reshape",
+    # LLM attribution
+    "ContrastiveTarget",
+    "DEFAULT_GEN_ARGS",
+    "ImageMaskInput",
+    "InterpretableInput",
+    "LLMAttribution",
+    "LLMAttributionResult",
+    "LLMGradientAttribution",
+    "ProductBaselines",
+    "RemoteLLMAttribution",
+    "RemoteLLMProvider",
+    "TextTemplateInput",
+    "TextTokenInput",
+    "VLLMProvider",
 ]
