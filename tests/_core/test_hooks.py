@@ -118,3 +118,14 @@ def test_leaf_capture_of_a_tuple_gives_each_element_its_total_gradient(
     torch.testing.assert_close(gh, torch.full_like(x, 2.0))
     torch.testing.assert_close(gp, want_p)
     assert not layer._forward_hooks and not layer._forward_pre_hooks
+
+
+def test_swapped_shadows_a_method_and_leaves_no_instance_attribute() -> None:
+    from perspicio._core.hooks import swapped
+
+    bn = torch.nn.BatchNorm1d(3).eval()
+    x = torch.randn(4, 3)
+    with swapped(bn, {"forward": lambda t: t}):
+        assert torch.equal(bn(x), x)
+    assert "forward" not in vars(bn)
+    torch.testing.assert_close(bn(x), x / (1 + bn.eps) ** 0.5)

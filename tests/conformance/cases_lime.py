@@ -42,7 +42,7 @@ def _lime_base() -> tuple[nn.Module, Any]:
         forward,
         TorchLinearRegression(),
         similarity_func=lambda x, xp, z, **kw: 1.0,
-        perturb_func=lambda x, **kw: torch.randint(0, 2, (1, 6)).float(),
+        perturb_func=lambda x, **kw: torch.randint(0, 2, (1, 6), device=x.device).float(),
         perturb_interpretable_space=True,
         from_interp_rep_transform=to_input,
         to_interp_rep_transform=None,

@@ -12,6 +12,9 @@ from perspicio.attr import LayerActivation, LayerGradientXActivation, NeuronGrad
 from perspicio.testing import ConvNet, MultiInputModel, ReLUMLP, ReusedReLUNet
 from tests.helpers import CountingModel
 
+# DataParallel needs the model on its first GPU when there is one
+DEV = "cuda" if torch.cuda.is_available() else "cpu"
+
 
 def test_doctests() -> None:
     module = importlib.import_module("perspicio.gradient.activation")
@@ -139,7 +142,7 @@ def test_neuron_methods_take_one_layer() -> None:
 
 
 def test_dataparallel_forward_func() -> None:
-    model, x = ReLUMLP(), torch.randn(3, 6)
+    model, x = ReLUMLP().to(DEV), torch.randn(3, 6, device=DEV)
     wrapped = nn.DataParallel(model)
     plain = LayerGradientXActivation(model, model.fc2).attribute(x, 1)
     torch.testing.assert_close(LayerGradientXActivation(wrapped, model.fc2).attribute(x, 1), plain)
@@ -147,5 +150,6 @@ def test_dataparallel_forward_func() -> None:
     def forward(inp: torch.Tensor) -> torch.Tensor:
         return wrapped(inp)
 
-    got = LayerGradientXActivation(forward, model.fc2, device_ids=[0]).attribute(x, 1)
+    ids = [0] if DEV == "cuda" else None
+    got = LayerGradientXActivation(forward, model.fc2, device_ids=ids).attribute(x, 1)
     torch.testing.assert_close(got, plain)

@@ -21,6 +21,9 @@ from perspicio.attr import (
 from perspicio.testing import MultiInputModel, ReLUMLP, ReusedReLUNet, TinyResNet
 from tests.helpers import CountingModel
 
+# DataParallel needs the model on its first GPU when there is one
+DEV = "cuda" if torch.cuda.is_available() else "cpu"
+
 
 def test_doctests() -> None:
     module = importlib.import_module("perspicio.path.integrated_gradients")
@@ -150,7 +153,7 @@ def test_layer_not_in_the_model() -> None:
 
 
 def test_dataparallel_model() -> None:
-    model, x = ReLUMLP(), torch.randn(3, 6)
+    model, x = ReLUMLP().to(DEV), torch.randn(3, 6, device=DEV)
     plain = LayerIntegratedGradients(model, model.fc2).attribute(x, target=1, n_steps=5)
     wrapped = LayerIntegratedGradients(nn.DataParallel(model), model.fc2)
     torch.testing.assert_close(wrapped.attribute(x, target=1, n_steps=5), plain)

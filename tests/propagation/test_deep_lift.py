@@ -15,6 +15,9 @@ from perspicio.testing import (
 )
 from tests.helpers import CountingModel
 
+# DataParallel needs the model on its first GPU when there is one
+DEV = "cuda" if torch.cuda.is_available() else "cpu"
+
 
 def act_net(act: nn.Module) -> nn.Module:
     torch.manual_seed(0)
@@ -148,8 +151,8 @@ def test_deepliftshap_is_the_mean_over_baselines() -> None:
 
 
 def test_dataparallel_and_reused_modules() -> None:
-    model = ReusedReLUNet()
-    x = torch.randn(3, 5)
+    model = ReusedReLUNet().to(DEV)
+    x = torch.randn(3, 5, device=DEV)
     torch.testing.assert_close(
         DeepLift(nn.DataParallel(model)).attribute(x, target=0),
         DeepLift(model).attribute(x, target=0),

@@ -315,8 +315,11 @@ def swapped(module: nn.Module, values: Mapping[str, Any]) -> Iterator[None]:
             elif name in module._buffers:
                 saved.append(("buffer", name, module._buffers[name]))
                 module._buffers[name] = value
-            else:
-                saved.append(("attr", name, getattr(module, name)))
+            elif name in vars(module):
+                saved.append(("attr", name, vars(module)[name]))
+                setattr(module, name, value)
+            else:  # a class attribute or method (e.g. ``forward``): shadowed, then unshadowed
+                saved.append(("shadow", name, None))
                 setattr(module, name, value)
         yield
     finally:
@@ -325,8 +328,10 @@ def swapped(module: nn.Module, values: Mapping[str, Any]) -> Iterator[None]:
                 module._parameters[name] = old
             elif kind == "buffer":
                 module._buffers[name] = old
-            else:
+            elif kind == "attr":
                 setattr(module, name, old)
+            else:
+                delattr(module, name)
 
 
 @contextmanager

@@ -163,15 +163,9 @@ def merged(layer: nn.Module, bn: _BatchNorm) -> Iterator[None]:
         "weight": w * scale.reshape(-1, *[1] * (w.dim() - 1)).to(w.dtype),
         "bias": (bias * scale + shift).to(w.dtype),
     }
-    # (x - 0) / sqrt(1 + 0) * 1 + 0 is x exactly
-    identity: dict[str, Any] = {
-        "running_mean": torch.zeros_like(mean),
-        "running_var": torch.ones_like(var),
-        "eps": 0.0,
-    }
-    if gamma is not None:
-        identity["weight"] = torch.ones_like(gamma)
-        identity["bias"] = torch.zeros_like(gamma)
+    # the BatchNorm passes its input through unchanged (an eps of 0 would do it too, but
+    # torch < 2.13 rejects it); its statistics are not updated in training mode
+    identity: dict[str, Any] = {"forward": _identity}
     with swapped(layer, new_layer), swapped(bn, identity):
         yield
 
@@ -372,3 +366,7 @@ class ResNetCanonizer(Canonizer):
             for block, code in codes:
                 stack.enter_context(summed(block, code))
             yield self
+
+
+def _identity(x: Tensor) -> Tensor:
+    return x
