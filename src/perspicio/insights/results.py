@@ -94,9 +94,13 @@ class _Input:
         ):
             self.kind = "text"
             ids = data is not None and len(shape) == 1
-            self.feature = TextFeature(label, None, None, None if ids else self._positions)
+            self.feature = TextFeature(label, None, None, self._ids if ids else self._positions)
         else:
             self.feature = GeneralFeature(label, self.names)
+
+    @staticmethod
+    def _ids(row: Tensor) -> list[str]:
+        return [str(int(v)) for v in row.reshape(-1).tolist()]
 
     @staticmethod
     def _positions(row: Tensor) -> list[str]:
