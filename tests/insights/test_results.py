@@ -253,3 +253,16 @@ def test_an_empty_or_wrong_result_is_refused() -> None:
         ResultEngine(Explanation(values=(torch.zeros(0, 3),)))
     with pytest.raises(TypeError, match="Explanation or a file path"):
         ResultEngine(torch.zeros(3))  # type: ignore[arg-type]
+
+
+def test_sequences_sum_over_their_last_dimension_and_images_need_no_data() -> None:
+    gen = torch.Generator().manual_seed(2)
+    seq, image = torch.randn(2, 4, 3, generator=gen), torch.randn(2, 3, 6, 6, generator=gen)
+    with client_for(Explanation(values=(seq, image), target=None)) as c:
+        config = c.get("/api/config").json()
+        card = c.post("/api/result/page", json={"start": 1, "count": 1}).json()["examples"][0]
+    assert config["result"]["targets"] == [] and card["target"] is None
+    text, picture = card["features"]
+    assert text["type"] == "text" and text["base"] == ["#0", "#1", "#2", "#3"]
+    assert text["modified"]["values"] == pytest.approx(seq[1].sum(1).tolist(), abs=1e-6)
+    assert picture["type"] == "image" and picture["modified"]["heat_map"].startswith(PNG)
