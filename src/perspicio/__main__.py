@@ -1,5 +1,5 @@
 """The ``perspicio`` command line: ``perspicio insights --demo [digits|text|multimodal]``,
-``perspicio explain ...``."""
+``perspicio insights --result FILE``, ``perspicio explain ...``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,11 @@ def build_parser() -> argparse.ArgumentParser:
     from perspicio.result.command import add_parser as add_explain
 
     add_arguments(insights)
+    insights.add_argument(
+        "--result",
+        metavar="FILE",
+        help="show a result file written by 'perspicio explain' (read-only, no model needed)",
+    )
     add_explain(commands)
     return parser
 
@@ -27,10 +32,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "insights":
+        if args.demo and args.result:
+            parser.error("insights: give --demo or --result, not both")
+        if args.result:
+            from perspicio.insights.viewer import serve_result
+
+            return serve_result(
+                args.result, args.port, args.bind_all, args.debug, "perspicio insights"
+            )
         if not args.demo:
             parser.error(
-                "insights: only --demo can be served from the command line; for your own model "
-                "build an AttributionVisualizer in Python and call .serve()"
+                "insights: give --demo, or --result FILE to show a saved result; for your own "
+                "model build an AttributionVisualizer in Python and call .serve()"
             )
         from perspicio.insights.example import serve_demo
 

@@ -402,3 +402,43 @@ def test_raw_outputs_are_drawn_relative_to_the_largest(page: Any) -> None:
     assert "is-neg" in (fills.nth(2).get_attribute("class") or "")
     assert "Model outputs" in page.locator(".psp-model .psp-section-title").first.text_content()
     assert page.problems == []
+
+
+def test_a_saved_result_shows_cards_filter_and_paging(page: Any, tmp_path: Path) -> None:
+    from perspicio.insights import ResultViewer
+    from perspicio.result import Explanation
+
+    gen = torch.Generator().manual_seed(0)
+    path = tmp_path / "result.safetensors"
+    Explanation(
+        values=(torch.randn(6, 4, generator=gen),),
+        data=(torch.rand(6, 4, generator=gen),),
+        output=torch.arange(6.0),
+        feature_names=("age", "<b>income</b>", "height", "weight"),
+        method="IntegratedGradients",
+        arguments={"n_steps": 8},
+        target=torch.tensor([0, 1, 0, 1, 1, 0]),
+    ).save(path)
+    viewer = ResultViewer(str(path))
+    url = viewer.serve()
+    try:
+        page.goto(url)
+        page.wait_for_selector(".psp-example >> nth=3")
+        assert page.locator(".psp-example").count() == 4  # the default page size
+        assert page.locator(".psp-importance .psp-crow").count() == 4
+        assert page.locator("select.psp-method").is_disabled()
+        assert "saved result" in page.locator(".psp-readonly-note").inner_text()
+        assert "n_steps=8" in page.locator(".psp-example").first.inner_text()
+        assert page.locator(".psp-example .psp-grow").count() == 16  # 4 bars per card
+        assert page.locator("b").count() == 0  # names are text, never HTML
+        page.click("button.psp-next")
+        page.wait_for_selector(".psp-example[data-example='5']")
+        assert page.locator(".psp-example").count() == 2
+        page.select_option("select.psp-target-filter", "1")
+        page.wait_for_selector(".psp-example[data-example='1']")
+        shown = page.locator(".psp-example").evaluate_all("els => els.map(e => e.dataset.example)")
+        assert shown == ["1", "3", "4"]
+        page.screenshot(path=str(tmp_path / "insights-result.png"), full_page=False)
+        assert page.problems == []
+    finally:
+        viewer.stop()

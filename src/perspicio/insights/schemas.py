@@ -156,6 +156,70 @@ class ConfigResponse(BaseModel):
     scores: Literal["scores", "raw"] = Field(
         "scores", description="raw: model outputs (no score_func), drawn relative to the largest"
     )
+    mode: Literal["live", "result"] = Field(
+        default="live", description="result: a saved Explanation, read-only (no model to run)"
+    )
+    result: ResultInfo | None = Field(default=None, description="the saved result, in result mode")
+
+
+class Importance(BaseModel):
+    """One feature's global importance: its mean absolute attribution over the examples."""
+
+    name: str
+    value: float | None
+
+
+class ResultInfo(BaseModel):
+    """What a saved result holds, shown once above its examples."""
+
+    method: str
+    arguments: dict[str, Any]
+    examples: int
+    targets: list[str] = Field(description="the distinct explained targets, for the filter")
+    has_output: bool
+    has_base_value: bool
+    importance: list[Importance] = Field(
+        default_factory=list, description="top features by mean |attribution| (tabular data)"
+    )
+    note: str
+
+
+class ResultPageRequest(_Request):
+    """A page of a saved result's examples."""
+
+    targets: Annotated[list[ShortStr], Field(max_length=MAX_CLASSES_FILTER)] = Field(
+        default_factory=list, description="keep examples explaining one of these targets"
+    )
+    order: Literal["index", "target", "output", "attribution"] = Field(
+        "index",
+        description="example order: position, target, output (largest first), or total "
+        "absolute attribution (largest first)",
+    )
+    start: int = Field(0, ge=0, le=10_000_000, description="position in the filtered order")
+    count: int = Field(4, ge=1, le=MAX_COUNT, description="examples per page")
+
+
+class ResultExample(BaseModel):
+    """One example of a saved result: its target, scores and drawn features."""
+
+    index: int
+    target: str | None
+    output: float | None
+    base_value: float | None
+    features: list[FeatureView]
+
+
+class ResultPage(BaseModel):
+    """The examples of one page, and where the neighbouring pages start."""
+
+    examples: list[ResultExample]
+    start: int
+    total: int = Field(description="examples that pass the filter")
+    next_start: int | None
+    prev_start: int | None
+
+
+ConfigResponse.model_rebuild()  # it names ResultInfo, defined after it
 
 
 class JobStarted(BaseModel):

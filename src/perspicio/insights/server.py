@@ -3,8 +3,10 @@
 Routes: ``GET /`` (the page), ``GET /static/*`` (its scripts and styles), ``GET /api/config``,
 ``POST /api/fetch``, ``POST /api/reattribute`` (answered when done), ``POST /api/jobs/fetch``,
 ``POST /api/jobs/reattribute`` (start a background job), ``GET /api/jobs/{id}`` (progress and
-result), ``POST /api/jobs/{id}/cancel`` and ``GET /openapi.json``. Every refusal is a JSON
-body ``{"error": message, "detail": ...}`` with a 4xx status.
+result), ``POST /api/jobs/{id}/cancel`` and ``GET /openapi.json``. In result mode (over a
+:class:`~perspicio.insights.results.ResultEngine`) ``POST /api/result/page`` replaces the
+fetch, re-attribute and job routes, which answer 409. Every refusal is a JSON body
+``{"error": message, "detail": ...}`` with a 4xx status.
 
 As Jupyter does, a server started by :class:`ServerHandle` requires a per-session token:
 the printed URL carries ``?token=...``; opening it sets a cookie, and API clients may send
@@ -34,6 +36,7 @@ from perspicio._core.validate import ArgumentError
 from perspicio.insights import schemas as s
 from perspicio.insights.engine import Engine
 from perspicio.insights.guard import LOOPBACK_NAMES, Guard, error_response
+from perspicio.insights.results import ResultEngine
 from perspicio.insights.store import InsightsError
 
 MAX_BODY_BYTES = 64 * 1024
@@ -42,7 +45,7 @@ _CSP = (
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'self'"
 )
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": s.ErrorResponse} for code in (403, 404, 413, 422, 429, 503)
+    code: {"model": s.ErrorResponse} for code in (403, 404, 409, 413, 422, 429, 503)
 }
 JobId = Annotated[str, Path(min_length=1, max_length=64)]
 log = logging.getLogger("perspicio.insights")
@@ -119,8 +122,51 @@ def _install_error_handlers(app: FastAPI) -> None:
         return response
 
 
+def _live_routes(app: FastAPI, engine: Engine) -> None:
+    """Fetch, re-attribute and their jobs: the explorer over models."""
+
+    @app.post("/api/fetch", response_model=s.FetchResponse, responses=_ERRORS)
+    def fetch(request: s.FetchRequest) -> s.FetchResponse:
+        return engine.fetch(request)
+
+    @app.post("/api/reattribute", response_model=s.ReattributeResponse, responses=_ERRORS)
+    def reattribute(request: s.ReattributeRequest) -> s.ReattributeResponse:
+        return engine.reattribute(request)
+
+    @app.post("/api/jobs/fetch", response_model=s.JobStarted, responses=_ERRORS)
+    def start_fetch(request: s.FetchRequest) -> s.JobStarted:
+        return engine.start_job(request)
+
+    @app.post("/api/jobs/reattribute", response_model=s.JobStarted, responses=_ERRORS)
+    def start_reattribute(request: s.ReattributeRequest) -> s.JobStarted:
+        return engine.start_job(request)
+
+    @app.get("/api/jobs/{job_id}", response_model=s.JobStatus, responses=_ERRORS)
+    def job_status(job_id: JobId) -> s.JobStatus:
+        return engine.job_status(job_id)
+
+    @app.post("/api/jobs/{job_id}/cancel", response_model=s.JobStatus, responses=_ERRORS)
+    def cancel_job(job_id: JobId) -> s.JobStatus:
+        return engine.cancel_job(job_id)
+
+
+def _result_routes(app: FastAPI, engine: ResultEngine) -> None:
+    """Pages of a saved result; the routes that would run a model answer 409."""
+
+    @app.post("/api/result/page", response_model=s.ResultPage, responses=_ERRORS)
+    def result_page(request: s.ResultPageRequest) -> s.ResultPage:
+        return engine.page(request)
+
+    @app.post("/api/fetch", include_in_schema=False)
+    @app.post("/api/reattribute", include_in_schema=False)
+    @app.post("/api/jobs/fetch", include_in_schema=False)
+    @app.post("/api/jobs/reattribute", include_in_schema=False)
+    def read_only() -> None:
+        raise engine.refuse()
+
+
 def create_app(
-    engine: Engine,
+    engine: Engine | ResultEngine,
     debug: bool = False,
     token: str | None = None,
     allowed_hosts: frozenset[str] | None = None,
@@ -158,30 +204,10 @@ def create_app(
     def config() -> s.ConfigResponse:
         return engine.config()
 
-    @app.post("/api/fetch", response_model=s.FetchResponse, responses=_ERRORS)
-    def fetch(request: s.FetchRequest) -> s.FetchResponse:
-        return engine.fetch(request)
-
-    @app.post("/api/reattribute", response_model=s.ReattributeResponse, responses=_ERRORS)
-    def reattribute(request: s.ReattributeRequest) -> s.ReattributeResponse:
-        return engine.reattribute(request)
-
-    @app.post("/api/jobs/fetch", response_model=s.JobStarted, responses=_ERRORS)
-    def start_fetch(request: s.FetchRequest) -> s.JobStarted:
-        return engine.start_job(request)
-
-    @app.post("/api/jobs/reattribute", response_model=s.JobStarted, responses=_ERRORS)
-    def start_reattribute(request: s.ReattributeRequest) -> s.JobStarted:
-        return engine.start_job(request)
-
-    @app.get("/api/jobs/{job_id}", response_model=s.JobStatus, responses=_ERRORS)
-    def job_status(job_id: JobId) -> s.JobStatus:
-        return engine.job_status(job_id)
-
-    @app.post("/api/jobs/{job_id}/cancel", response_model=s.JobStatus, responses=_ERRORS)
-    def cancel_job(job_id: JobId) -> s.JobStatus:
-        return engine.cancel_job(job_id)
-
+    if isinstance(engine, ResultEngine):
+        _result_routes(app, engine)
+    else:
+        _live_routes(app, engine)
     page = (resources.files("perspicio.insights") / "static" / "index.html").read_text("utf-8")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -205,7 +231,7 @@ class ServerHandle:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Engine | ResultEngine,
         port: int | None = None,
         bind_all: bool = False,
         debug: bool = False,

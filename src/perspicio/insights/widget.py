@@ -6,8 +6,9 @@ HTTP. Each message ``{"id", "route", "body"}`` is validated with the same pydant
 the server and answered by the same :class:`~perspicio.insights.engine.Engine`, in a worker
 thread so the kernel stays responsive; the reply is ``{"id", "ok", "status", "body" | "error"}``.
 Routes: ``config``, ``fetch``, ``reattribute``, ``job_fetch``, ``job_reattribute`` (start a
-background job), ``job_status`` and ``job_cancel`` (body ``{"job": id}``). Closing the widget
-cancels its jobs.
+background job), ``job_status`` and ``job_cancel`` (body ``{"job": id}``); over a saved result
+(:class:`~perspicio.insights.results.ResultEngine`), ``config`` and ``result_page`` only.
+Closing the widget cancels its jobs.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from perspicio.insights import schemas as s
 from perspicio.insights.engine import Engine
+from perspicio.insights.results import ResultEngine
 from perspicio.insights.store import InsightsError
 
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -35,7 +37,7 @@ def _static(name: str) -> str:
 
 def widget_esm() -> str:
     """The widget's ES module: the shared UI followed by the widget glue."""
-    return _static("ui.js") + "\n" + _static("widget.js")
+    return "\n".join(_static(name) for name in ("ui.js", "result.js", "widget.js"))
 
 
 def _job_id(body: Any) -> str:
@@ -45,9 +47,15 @@ def _job_id(body: Any) -> str:
     return job
 
 
-def _route(engine: Engine, route: Any, body: Any, owner: str | None) -> BaseModel:
+def _route(engine: Engine | ResultEngine, route: Any, body: Any, owner: str | None) -> BaseModel:
     if route == "config":
         return engine.config()
+    if isinstance(engine, ResultEngine):
+        if route == "result_page":
+            return engine.page(s.ResultPageRequest.model_validate(body or {}))
+        if route in ("fetch", "reattribute", "job_fetch", "job_reattribute"):
+            raise engine.refuse()
+        raise InsightsError(404, f"unknown route {str(route)[:100]!r}")
     if route == "fetch":
         return engine.fetch(s.FetchRequest.model_validate(body or {}))
     if route == "reattribute":
@@ -63,7 +71,9 @@ def _route(engine: Engine, route: Any, body: Any, owner: str | None) -> BaseMode
     raise InsightsError(404, f"unknown route {str(route)[:100]!r}")
 
 
-def dispatch(engine: Engine, route: Any, body: Any, owner: str | None = None) -> tuple[int, Any]:
+def dispatch(
+    engine: Engine | ResultEngine, route: Any, body: Any, owner: str | None = None
+) -> tuple[int, Any]:
     """Answer one request as the server would: ``(status, json_body)``."""
     try:
         if len(json.dumps(body)) > MAX_MESSAGE_BYTES:
@@ -89,7 +99,9 @@ class Responder:
         debug: Log each request.
     """
 
-    def __init__(self, engine: Engine, send: Any, workers: int = 2, debug: bool = False) -> None:
+    def __init__(
+        self, engine: Engine | ResultEngine, send: Any, workers: int = 2, debug: bool = False
+    ) -> None:
         self.engine = engine
         self.send = send
         self.debug = debug
@@ -144,7 +156,7 @@ def widget_class() -> type:
     return InsightsWidget
 
 
-def make_widget(engine: Engine, debug: bool = False) -> Any:
+def make_widget(engine: Engine | ResultEngine, debug: bool = False) -> Any:
     """A new widget bound to ``engine``."""
     widget = widget_class()()
     responder = Responder(engine, widget.send, debug=debug)

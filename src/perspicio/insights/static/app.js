@@ -1,6 +1,7 @@
 // The web page: the shared UI over the JSON API (paths are relative, so a proxy prefix works).
 // The session token comes from the page's URL (?token=...); opening that URL also set a cookie.
-import { mount } from "./ui.js";
+import { mount, parts } from "./ui.js";
+import { mountResult } from "./result.js";
 
 const token = new URLSearchParams(window.location.search).get("token") || "";
 
@@ -20,8 +21,9 @@ async function call(path, body) {
 
 const jobPath = (id) => `api/jobs/${encodeURIComponent(id)}`;
 
-const app = mount(document.getElementById("app"), {
-  config: () => call("api/config"),
+const config = call("api/config");
+const live = {
+  config: () => config,
   fetch: (body) => call("api/fetch", body),
   reattribute: (body) => call("api/reattribute", body),
   startFetch: (body) => call("api/jobs/fetch", body),
@@ -30,6 +32,12 @@ const app = mount(document.getElementById("app"), {
   cancelJob: (id) => call(`${jobPath(id)}/cancel`, {}),
   // the page is closing: a beacon still reaches the server (the token rides in the URL)
   abandon: (id) => navigator.sendBeacon(`${jobPath(id)}/cancel?token=${encodeURIComponent(token)}`),
-});
+};
+// a saved result (perspicio insights --result) is shown read-only by result.js
+const saved = { config: () => config, page: (body) => call("api/result/page", body) };
+const el = document.getElementById("app");
+const app = config
+  .then((c) => c.mode === "result", () => false)
+  .then((isResult) => (isResult ? mountResult(el, saved, parts) : mount(el, live)));
 
-window.addEventListener("pagehide", () => app.destroy());
+window.addEventListener("pagehide", () => app.then((a) => a.destroy()));

@@ -555,3 +555,6 @@ export function mount(el, transport) {
     },
   };
 }
+
+// the drawing helpers that result mode (result.js, which has no imports) is given
+export const parts = { h, fmt, pct, featureView, contributions, spinner };

@@ -1,4 +1,4 @@
-// Notebook glue, appended to ui.js to form the anywidget module: requests travel as the
+// Notebook glue, appended to ui.js and result.js to form the anywidget module: requests travel as the
 // widget's custom messages ({id, route, body}) and Python answers {id, ok, status, body|error}.
 
 function widgetTransport(model) {
@@ -21,6 +21,7 @@ function widgetTransport(model) {
     });
   return {
     config: () => call("config", null),
+    page: (body) => call("result_page", body),
     fetch: (body) => call("fetch", body),
     reattribute: (body) => call("reattribute", body),
     startFetch: (body) => call("job_fetch", body),
@@ -39,9 +40,18 @@ function widgetTransport(model) {
 export default {
   render({ model, el }) {
     const transport = widgetTransport(model);
-    const app = mount(el, transport);
+    const config = transport.config();
+    const view = { ...transport, config: () => config };
+    let app = null;
+    let closed = false;
+    config
+      .then((c) => c.mode === "result", () => false)
+      .then((isResult) => {
+        if (!closed) app = isResult ? mountResult(el, view, parts) : mount(el, view);
+      });
     return () => {
-      app.destroy(); // cancels this view's jobs
+      closed = true;
+      if (app) app.destroy(); // cancels this view's jobs
       transport.close();
     };
   },
