@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,13 +13,7 @@ from perspicio._core.validate import ArgumentError
 from perspicio.influence import EKFACInfluence, logistic_loo, loo_correlation
 from perspicio.influence.evaluation import fit_logistic_regression
 
-
-@pytest.fixture(autouse=True)
-def float64() -> Iterator[None]:
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def keep(m: nn.Module, state: Any) -> float:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from torch import nn
@@ -22,13 +20,7 @@ from perspicio.influence.evaluation import (
     train_full_batch,
 )
 
-
-@pytest.fixture(autouse=True)
-def float64() -> Iterator[None]:
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 @pytest.mark.parametrize("ties", [False, True])

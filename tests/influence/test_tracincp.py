@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from perspicio._core.validate import ArgumentError
 from perspicio.influence import KMostInfluentialResults, TracInCP
 
-
-@pytest.fixture(autouse=True)
-def float64() -> Iterator[None]:
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def save_checkpoints(model: nn.Module, tmp_path: Path, rates: tuple[float, ...]) -> list[str]:
