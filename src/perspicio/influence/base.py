@@ -80,6 +80,14 @@ def check_loss_fn(loss_fn: Any, name: str, sample_wise: bool = True) -> str:
     return str(reduction)
 
 
+def check_losses(loss_fn: Any, test_loss_fn: Any, sample_wise: bool) -> tuple[str, str]:
+    """The reductions of ``loss_fn`` and ``test_loss_fn`` (``None``: that of ``loss_fn``)."""
+    reduction = check_loss_fn(loss_fn, "loss_fn", sample_wise)
+    if test_loss_fn is None:
+        return reduction, reduction
+    return reduction, check_loss_fn(test_loss_fn, "test_loss_fn", sample_wise)
+
+
 def check_batch_size(batch_size: Any, train_dataset: Any) -> None:
     if not isinstance(train_dataset, DataLoader) and (
         isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1

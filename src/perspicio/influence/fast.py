@@ -25,7 +25,7 @@ from perspicio.influence.base import (
     KMostInfluentialResults,
     batches,
     check_k,
-    check_loss_fn,
+    check_losses,
     split,
 )
 from perspicio.influence.tracincp import Features, TracInCPBase
@@ -79,12 +79,7 @@ class TracInCPFast(TracInCPBase):
         self.final_fc_layer = _layer(model, final_fc_layer)
         if loss_fn is None:
             raise ArgumentError("loss_fn must not be None for TracInCPFast (a loss is needed)")
-        self.reduction_type = check_loss_fn(loss_fn, "loss_fn", True)
-        self.test_reduction_type = (
-            self.reduction_type
-            if test_loss_fn is None
-            else check_loss_fn(test_loss_fn, "test_loss_fn", True)
-        )
+        self.reduction_type, self.test_reduction_type = check_losses(loss_fn, test_loss_fn, True)
         self.vectorize = vectorize
         super().__init__(
             model, train_dataset, checkpoints, checkpoints_load_func, loss_fn, batch_size,
@@ -124,17 +119,6 @@ class TracInCPFast(TracInCPBase):
     ) -> Tensor | KMostInfluentialResults:
         """Scores ``(n_test, n_train)`` with ``k=None``, else the top-``k`` per test example."""
         return self._route(inputs, k, proponents, show_progress, False)
-
-    def self_influence(  # type: ignore[override]
-        self,
-        inputs: Any = None,
-        show_progress: bool = False,
-        outer_loop_by_checkpoints: bool = False,
-    ) -> Tensor:
-        """``sum_c lr_c |g|^2 |a|^2`` for each example (training data by default)."""
-        if inputs is not None:
-            batches(inputs)
-        return self._self_scores(inputs, show_progress)
 
 
 class NearestNeighbors(ABC):

@@ -30,9 +30,10 @@ from perspicio.influence.base import (
     batches,
     check_batch_size,
     check_k,
-    check_loss_fn,
+    check_losses,
     dataset_size,
     example_grads,
+    output_as_loss,
     split,
 )
 
@@ -62,11 +63,8 @@ class InfluenceFunctionBase(DataInfluence):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         check_batch_size(batch_size, train_dataset)
         self.sample_wise_grads_per_batch = sample_wise_grads_per_batch
-        self.reduction_type = check_loss_fn(loss_fn, "loss_fn", sample_wise_grads_per_batch)
-        self.test_reduction_type = (
-            self.reduction_type
-            if test_loss_fn is None
-            else check_loss_fn(test_loss_fn, "test_loss_fn", sample_wise_grads_per_batch)
+        self.reduction_type, self.test_reduction_type = check_losses(
+            loss_fn, test_loss_fn, sample_wise_grads_per_batch
         )
         self.model, self.train_dataset = model, train_dataset
         self.checkpoint, self.checkpoints_load_func = checkpoint, checkpoints_load_func
@@ -105,7 +103,7 @@ class InfluenceFunctionBase(DataInfluence):
     def batch_loss(self, flat: Tensor, batch: Any) -> Tensor:
         """The batch's summed loss at parameters ``flat`` (``"mean"`` losses scaled up)."""
         features, labels = split(batch)
-        loss_fn = self.loss_fn if self.loss_fn is not None else _output
+        loss_fn = self.loss_fn if self.loss_fn is not None else output_as_loss
         loss = self.site.loss(loss_fn, features, labels, (), self._unflatten(flat))
         if self.reduction_type == "mean":
             return loss * batch_rows(batch)
@@ -178,10 +176,6 @@ class InfluenceFunctionBase(DataInfluence):
         with self._loaded():
             emb = self._embeddings(data, test=False)
         return (emb * emb).sum(1)
-
-
-def _output(output: Tensor, labels: Any) -> Tensor:
-    return output
 
 
 def top_eigen(

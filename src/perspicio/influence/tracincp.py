@@ -31,7 +31,7 @@ from perspicio.influence.base import (
     batches,
     check_batch_size,
     check_k,
-    check_loss_fn,
+    check_losses,
     dataset_size,
     example_grads,
     merged,
@@ -107,9 +107,22 @@ class TracInCPBase(DataInfluence):
     ) -> Tensor | KMostInfluentialResults:
         """Scores ``(n_test, n_train)`` with ``k=None``, else the top-``k`` per test example."""
 
-    @abstractmethod
-    def self_influence(self, inputs: Any = None, show_progress: bool = False) -> Tensor:
-        """Each example's influence on itself (training data by default)."""
+    def self_influence(
+        self,
+        inputs: Any = None,
+        show_progress: bool = False,
+        outer_loop_by_checkpoints: bool = False,
+    ) -> Tensor:
+        """Each example's influence on itself (training data by default).
+
+        ``sum_c lr_c`` times the variant's squared norm at checkpoint ``c``: ``|grad L(z; w_c)|^2``
+        for TracInCP, ``|g|^2 |a|^2`` for TracInCPFast. ``outer_loop_by_checkpoints`` is
+        accepted for compatibility: the loop order does not change the result, and checkpoints
+        are always the outer loop here.
+        """
+        if inputs is not None:
+            batches(inputs)
+        return self._self_scores(inputs, show_progress)
 
     # the variant's part -------------------------------------------------------------
     def _features(self, batch: Any, test: bool) -> Features:
@@ -260,11 +273,8 @@ class TracInCP(TracInCPBase):
         sample_wise_grads_per_batch: bool = False,
     ) -> None:
         self.sample_wise_grads_per_batch = sample_wise_grads_per_batch
-        self.reduction_type = check_loss_fn(loss_fn, "loss_fn", sample_wise_grads_per_batch)
-        self.test_reduction_type = (
-            self.reduction_type
-            if test_loss_fn is None
-            else check_loss_fn(test_loss_fn, "test_loss_fn", sample_wise_grads_per_batch)
+        self.reduction_type, self.test_reduction_type = check_losses(
+            loss_fn, test_loss_fn, sample_wise_grads_per_batch
         )
         self.layers = None if layers is None else list(layers)
         self.site = ParameterSite.of(model, self.layers)
@@ -320,21 +330,6 @@ class TracInCP(TracInCPBase):
             aggregate: score the sum of the test examples' gradients (one row).
         """
         return self._route(inputs, k, proponents, show_progress, aggregate)
-
-    def self_influence(  # type: ignore[override]
-        self,
-        inputs: Any = None,
-        show_progress: bool = False,
-        outer_loop_by_checkpoints: bool = False,
-    ) -> Tensor:
-        """``sum_c lr_c |grad L(z; w_c)|^2`` for each example (training data by default).
-
-        ``outer_loop_by_checkpoints`` is accepted for compatibility: the loop order does not
-        change the result, and checkpoints are always the outer loop here.
-        """
-        if inputs is not None:
-            batches(inputs)
-        return self._self_scores(inputs, show_progress)
 
     def compute_intermediate_quantities(self, inputs: Any, aggregate: bool = False) -> Tensor:
         """``(n, n_checkpoints * P)``: each example's gradients, times the learning rate,
