@@ -117,6 +117,31 @@ class InfluenceFunctionBase(DataInfluence):
             out += torch.func.jvp(g, (flat,), (v,))[1]
         return out
 
+    # the low-rank inverse of Naive and Arnoldi ---------------------------------------------
+    _reduced = "the Hessian"  # what _reduced_hessian returns, for the error message
+
+    def _reduced_hessian(self, show_progress: bool) -> tuple[Tensor | None, Tensor]:
+        """``(basis, H)``: the Hessian in the rows of ``basis`` (``None``: the parameters)."""
+        raise NotImplementedError
+
+    def _set_projection(
+        self,
+        projection_dim: int | None,
+        seed: int,
+        hessian_reg: float,
+        hessian_inverse_tol: float,
+        projection_on_cpu: bool,
+        show_progress: bool,
+    ) -> None:
+        """Keeps the settings and sets ``R`` from the top eigenpairs of the reduced Hessian."""
+        self.projection_dim, self.seed = projection_dim, seed
+        self.hessian_reg, self.hessian_inverse_tol = hessian_reg, hessian_inverse_tol
+        with self._loaded():
+            basis, H = self._reduced_hessian(show_progress)
+        ls, vs = top_eigen(H, projection_dim, hessian_reg, hessian_inverse_tol)
+        R = _inverse_root(ls, vs if basis is None else basis.T @ vs, self._reduced)
+        self.R = R.cpu() if projection_on_cpu else R
+
     # embeddings and queries ------------------------------------------------------------
     def _embed(self, grads: Tensor) -> Tensor:
         assert self.R is not None
@@ -266,13 +291,12 @@ class NaiveInfluenceFunction(InfluenceFunctionBase):
             model, train_dataset, checkpoint, checkpoints_load_func, layers, loss_fn,
             batch_size, hessian_dataset, test_loss_fn, sample_wise_grads_per_batch,
         )  # fmt: skip
-        self.projection_dim, self.seed = projection_dim, seed
-        self.hessian_reg, self.hessian_inverse_tol = hessian_reg, hessian_inverse_tol
-        with self._loaded():
-            H = self.hessian(show_progress)
-        ls, vs = top_eigen(H, projection_dim, hessian_reg, hessian_inverse_tol)
-        R = _inverse_root(ls, vs, "the Hessian")
-        self.R = R.cpu() if projection_on_cpu else R
+        self._set_projection(
+            projection_dim, seed, hessian_reg, hessian_inverse_tol, projection_on_cpu, show_progress
+        )
+
+    def _reduced_hessian(self, show_progress: bool) -> tuple[Tensor | None, Tensor]:
+        return None, self.hessian(show_progress)
 
     def hessian(self, show_progress: bool = False) -> Tensor:
         """``(P, P)``: the Hessian of the summed loss over the Hessian data (at the loaded
@@ -311,6 +335,8 @@ class ArnoldiInfluenceFunction(InfluenceFunctionBase):
         torch.Size([8])
     """
 
+    _reduced = "the Hessian restricted to the Krylov subspace"
+
     def __init__(
         self,
         model: nn.Module,
@@ -338,16 +364,16 @@ class ArnoldiInfluenceFunction(InfluenceFunctionBase):
             model, train_dataset, checkpoint, checkpoints_load_func, layers, loss_fn,
             batch_size, hessian_dataset, test_loss_fn, sample_wise_grads_per_batch,
         )  # fmt: skip
-        self.projection_dim, self.seed = projection_dim, seed
         self.arnoldi_dim, self.arnoldi_tol = arnoldi_dim, arnoldi_tol
-        self.hessian_reg, self.hessian_inverse_tol = hessian_reg, hessian_inverse_tol
-        with self._loaded():
-            Q, H = self.arnoldi(show_progress)
+        self._set_projection(
+            projection_dim, seed, hessian_reg, hessian_inverse_tol, projection_on_cpu, show_progress
+        )
+
+    def _reduced_hessian(self, show_progress: bool) -> tuple[Tensor | None, Tensor]:
+        Q, H = self.arnoldi(show_progress)
         if len(Q) == 0:
             raise ArgumentError("the Arnoldi basis is empty: lower arnoldi_tol")
-        ls, vs = top_eigen(H, projection_dim, hessian_reg, hessian_inverse_tol)
-        R = _inverse_root(ls, Q.T @ vs, "the Hessian restricted to the Krylov subspace")
-        self.R = R.cpu() if projection_on_cpu else R
+        return Q, H
 
     def arnoldi(self, show_progress: bool = False) -> tuple[Tensor, Tensor]:
         """``(Q, H)``: an orthonormal Krylov basis (rows) and the Hessian restricted to it."""
