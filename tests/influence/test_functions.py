@@ -137,3 +137,24 @@ def test_bad_input(problem: dict[str, Any]) -> None:
         fn.influence((p["X"][:2], p["y"][:2]), k=17)
     with pytest.raises(ArgumentError, match='must be "none"'):
         NaiveInfluenceFunction(p["model"], p["data"], None, keep, loss_fn=nn.CrossEntropyLoss())
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(arnoldi_tol=1e9), "the Arnoldi basis is empty"),
+        (dict(arnoldi_tol=1e-8, hessian_inverse_tol=1e9), "restricted to the Krylov subspace"),
+    ],
+)
+def test_arnoldi_errors_leave_the_model(
+    problem: dict[str, Any], kwargs: dict[str, float], message: str
+) -> None:
+    p = problem
+    before = {k: v.clone() for k, v in p["model"].state_dict().items()}
+    with pytest.raises(ArgumentError, match=message):
+        ArnoldiInfluenceFunction(
+            p["model"], p["data"], None, keep, loss_fn=nn.CrossEntropyLoss(reduction="none"),
+            **kwargs,
+        )  # fmt: skip
+    after = p["model"].state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
