@@ -52,6 +52,21 @@ class DataInfluence(ABC):
     def influence(self, inputs: Any = None, **kwargs: Any) -> Any:
         """The influence of the training data on ``inputs`` (a batch)."""
 
+    def _keep_data(
+        self,
+        model: nn.Module,
+        train_dataset: Any,
+        loss_fn: LossFn | None,
+        test_loss_fn: LossFn | None,
+        batch_size: int,
+    ) -> None:
+        """Keeps the model, the training data (and its loader) and the two losses."""
+        self.model, self.train_dataset = model, train_dataset
+        self.loss_fn = loss_fn
+        self.test_loss_fn = loss_fn if test_loss_fn is None else test_loss_fn
+        self.batch_size = batch_size
+        self.train_dataloader = as_loader(train_dataset, batch_size)
+
 
 def check_loss_fn(loss_fn: Any, name: str, sample_wise: bool = True) -> str:
     """The reduction of ``loss_fn`` ("sum", "mean" or "none"), checked against the mode.
@@ -86,6 +101,15 @@ def check_losses(loss_fn: Any, test_loss_fn: Any, sample_wise: bool) -> tuple[st
     if test_loss_fn is None:
         return reduction, reduction
     return reduction, check_loss_fn(test_loss_fn, "test_loss_fn", sample_wise)
+
+
+def gradient_site(
+    model: nn.Module, layers: Any, loss_fn: Any, test_loss_fn: Any, sample_wise: bool
+) -> tuple[str, str, list[Any] | None, ParameterSite]:
+    """The losses' checked reductions, then ``layers`` as a list and their parameter site."""
+    reductions = check_losses(loss_fn, test_loss_fn, sample_wise)
+    layers = None if layers is None else list(layers)
+    return (*reductions, layers, ParameterSite.of(model, layers))
 
 
 def check_batch_size(batch_size: Any, train_dataset: Any) -> None:

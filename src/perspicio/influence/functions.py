@@ -18,7 +18,6 @@ import torch
 from torch import Tensor, nn
 
 from perspicio._core.checkpoints import LoadFunc, at_checkpoint, load_state_dict
-from perspicio._core.params import ParameterSite
 from perspicio._core.progress import progress
 from perspicio._core.validate import ArgumentError
 from perspicio.influence.base import (
@@ -30,9 +29,9 @@ from perspicio.influence.base import (
     batches,
     check_batch_size,
     check_k,
-    check_losses,
     dataset_size,
     example_grads,
+    gradient_site,
     output_as_loss,
     split,
 )
@@ -63,17 +62,11 @@ class InfluenceFunctionBase(DataInfluence):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         check_batch_size(batch_size, train_dataset)
         self.sample_wise_grads_per_batch = sample_wise_grads_per_batch
-        self.reduction_type, self.test_reduction_type = check_losses(
-            loss_fn, test_loss_fn, sample_wise_grads_per_batch
+        self.reduction_type, self.test_reduction_type, self.layers, self.site = gradient_site(
+            model, layers, loss_fn, test_loss_fn, sample_wise_grads_per_batch
         )
-        self.model, self.train_dataset = model, train_dataset
         self.checkpoint, self.checkpoints_load_func = checkpoint, checkpoints_load_func
-        self.layers = None if layers is None else list(layers)
-        self.site = ParameterSite.of(model, self.layers)
-        self.loss_fn = loss_fn
-        self.test_loss_fn = loss_fn if test_loss_fn is None else test_loss_fn
-        self.batch_size = batch_size
-        self.train_dataloader = as_loader(train_dataset, batch_size)
+        self._keep_data(model, train_dataset, loss_fn, test_loss_fn, batch_size)
         self.hessian_dataloader = (
             self.train_dataloader
             if hessian_dataset is None

@@ -20,20 +20,18 @@ import torch
 from torch import Tensor, nn
 
 from perspicio._core.checkpoints import LoadFunc, at_checkpoint, checkpoint_paths, load_state_dict
-from perspicio._core.params import ParameterSite
 from perspicio._core.progress import progress
 from perspicio.influence.base import (
     GRADIENT_BUDGET,
     DataInfluence,
     KMostInfluentialResults,
     TopK,
-    as_loader,
     batches,
     check_batch_size,
     check_k,
-    check_losses,
     dataset_size,
     example_grads,
+    gradient_site,
     merged,
     output_as_loss,
     split,
@@ -73,14 +71,9 @@ class TracInCPBase(DataInfluence):
                 f"checkpoints_load_func must be callable, got {checkpoints_load_func!r}"
             )
         check_batch_size(batch_size, train_dataset)
-        self.model = model
-        self.train_dataset = train_dataset
         self.checkpoints = checkpoints  # type: ignore[assignment]
         self.checkpoints_load_func = checkpoints_load_func
-        self.loss_fn = loss_fn
-        self.test_loss_fn = loss_fn if test_loss_fn is None else test_loss_fn
-        self.batch_size = batch_size
-        self.train_dataloader = as_loader(train_dataset, batch_size)
+        self._keep_data(model, train_dataset, loss_fn, test_loss_fn, batch_size)
         self.train_dataloader_len = dataset_size(self.train_dataloader)
 
     @property
@@ -273,11 +266,9 @@ class TracInCP(TracInCPBase):
         sample_wise_grads_per_batch: bool = False,
     ) -> None:
         self.sample_wise_grads_per_batch = sample_wise_grads_per_batch
-        self.reduction_type, self.test_reduction_type = check_losses(
-            loss_fn, test_loss_fn, sample_wise_grads_per_batch
+        self.reduction_type, self.test_reduction_type, self.layers, self.site = gradient_site(
+            model, layers, loss_fn, test_loss_fn, sample_wise_grads_per_batch
         )
-        self.layers = None if layers is None else list(layers)
-        self.site = ParameterSite.of(model, self.layers)
         super().__init__(
             model, train_dataset, checkpoints, checkpoints_load_func, loss_fn, batch_size,
             test_loss_fn,
