@@ -100,3 +100,11 @@ def test_the_model_is_left_as_it_was(name: str, tmp_path: Path) -> None:
     method.influence((X[:2], y[:2]), k=2)
     method.self_influence()
     assert same(snapshot(model), before)
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [c for c in vars(inf).values() if isinstance(c, type) and issubclass(c, inf.DataInfluence)],
+)
+def test_get_name_is_the_class_name(cls: type) -> None:
+    assert cls.get_name() == cls.__name__

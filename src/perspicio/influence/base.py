@@ -52,6 +52,11 @@ class DataInfluence(ABC):
     def influence(self, inputs: Any = None, **kwargs: Any) -> Any:
         """The influence of the training data on ``inputs`` (a batch)."""
 
+    @classmethod
+    def get_name(cls) -> str:
+        """The method's name, for progress bars and reports."""
+        return cls.__name__
+
     def _keep_data(
         self,
         model: nn.Module,

@@ -74,10 +74,6 @@ class InfluenceFunctionBase(DataInfluence):
         )
         self.R: Tensor | None = None
 
-    @classmethod
-    def get_name(cls) -> str:
-        return cls.__name__
-
     def _loaded(self) -> Any:
         return at_checkpoint(self.model, self.checkpoint, self.checkpoints_load_func)
 

@@ -85,10 +85,6 @@ class TracInCPBase(DataInfluence):
     def checkpoints(self, checkpoints: str | Iterable[Any]) -> None:
         self._checkpoints = checkpoint_paths(checkpoints)
 
-    @classmethod
-    def get_name(cls) -> str:
-        return cls.__name__
-
     @abstractmethod
     def influence(  # type: ignore[override]
         self,
