@@ -44,7 +44,62 @@ class Batch:
         return f"Batch(inputs={n} tensor(s), labels={self.labels is not None})"
 
 
-class AttributionVisualizer:
+class WebApp:
+    """The explorer's web app over ``self.engine``: :meth:`serve`, :meth:`stop`, :attr:`url`."""
+
+    engine: Any
+    _server: ServerHandle | None = None
+
+    def serve(
+        self,
+        blocking: bool = False,
+        debug: bool = False,
+        port: int | None = None,
+        bind_all: bool = False,
+    ) -> str:
+        """Start the web app and return its URL, which carries the session token.
+
+        As in Jupyter, the server answers only requests that carry the token (the URL's
+        ``?token=...``, a cookie set when that URL is opened, or an ``X-Perspicio-Token``
+        header) and whose ``Host`` is this machine, so other web pages open in the same
+        browser cannot use it.
+
+        Args:
+            blocking: Serve in this thread until interrupted (Ctrl-C) instead of in the
+                background.
+            debug: Log every request and keep tracebacks in the log.
+            port: The port; a free one is chosen when ``None``.
+            bind_all: Listen on every interface instead of 127.0.0.1 only (a warning is
+                logged: the token is then all that protects the models).
+        """
+        from perspicio.insights.server import ServerHandle
+
+        if self._server is not None and self._server.running:
+            return self._server.url
+        self._server = ServerHandle(self.engine, port=port, bind_all=bind_all, debug=debug)
+        self._server.start()
+        if blocking:
+            self._server.wait()
+        return self._server.url
+
+    def stop(self) -> None:
+        """Stop the web app started by :meth:`serve` (nothing happens if none runs)."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    @property
+    def url(self) -> str | None:
+        """The URL of the running web app (with its token), or ``None``."""
+        return self._server.url if self._server is not None and self._server.running else None
+
+    @property
+    def token(self) -> str | None:
+        """The running web app's session token, or ``None``."""
+        return self._server.token if self._server is not None and self._server.running else None
+
+
+class AttributionVisualizer(WebApp):
     """An interactive explorer of a classifier's attributions: a web app or a notebook widget.
 
     The explorer lists examples of ``dataset`` with each model's top predictions, and shows
@@ -147,54 +202,6 @@ class AttributionVisualizer:
 
         response = self.engine.fetch(FetchRequest.model_validate(request))
         return [e.model_dump() for e in response.examples]
-
-    def serve(
-        self,
-        blocking: bool = False,
-        debug: bool = False,
-        port: int | None = None,
-        bind_all: bool = False,
-    ) -> str:
-        """Start the web app and return its URL, which carries the session token.
-
-        As in Jupyter, the server answers only requests that carry the token (the URL's
-        ``?token=...``, a cookie set when that URL is opened, or an ``X-Perspicio-Token``
-        header) and whose ``Host`` is this machine, so other web pages open in the same
-        browser cannot use it.
-
-        Args:
-            blocking: Serve in this thread until interrupted (Ctrl-C) instead of in the
-                background.
-            debug: Log every request and keep tracebacks in the log.
-            port: The port; a free one is chosen when ``None``.
-            bind_all: Listen on every interface instead of 127.0.0.1 only (a warning is
-                logged: the token is then all that protects the models).
-        """
-        from perspicio.insights.server import ServerHandle
-
-        if self._server is not None and self._server.running:
-            return self._server.url
-        self._server = ServerHandle(self.engine, port=port, bind_all=bind_all, debug=debug)
-        self._server.start()
-        if blocking:
-            self._server.wait()
-        return self._server.url
-
-    def stop(self) -> None:
-        """Stop the web app started by :meth:`serve` (nothing happens if none runs)."""
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
-    @property
-    def url(self) -> str | None:
-        """The URL of the running web app (with its token), or ``None``."""
-        return self._server.url if self._server is not None and self._server.running else None
-
-    @property
-    def token(self) -> str | None:
-        """The running web app's session token, or ``None``."""
-        return self._server.token if self._server is not None and self._server.running else None
 
     def widget(self) -> Any:
         """The notebook widget (an anywidget), without displaying it."""

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from perspicio.insights.api import WebApp
+
 if TYPE_CHECKING:
     from perspicio.insights.results import ResultEngine
     from perspicio.insights.server import ServerHandle
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
 _OPEN: list[ResultViewer] = []  # viewers started by open_result, kept until stopped
 
 
-class ResultViewer:
+class ResultViewer(WebApp):
     """A saved :class:`~perspicio.result.Explanation` in the explorer, as a web app or widget.
 
     Args:
@@ -46,43 +48,11 @@ class ResultViewer:
         self.engine: ResultEngine = ResultEngine(result)
         self._server: ServerHandle | None = None
 
-    def serve(
-        self,
-        blocking: bool = False,
-        debug: bool = False,
-        port: int | None = None,
-        bind_all: bool = False,
-    ) -> str:
-        """Start the web app and return its URL (with the session token).
-
-        Args:
-            blocking: Serve in this thread until interrupted (Ctrl-C).
-            debug: Log every request.
-            port: The port; a free one when ``None``.
-            bind_all: Listen on every interface instead of 127.0.0.1 only.
-        """
-        from perspicio.insights.server import ServerHandle
-
-        if self._server is not None and self._server.running:
-            return self._server.url
-        self._server = ServerHandle(self.engine, port=port, bind_all=bind_all, debug=debug)
-        self._server.start()
-        if blocking:
-            self._server.wait()
-        return self._server.url
-
     def stop(self) -> None:
         """Stop the web app started by :meth:`serve` (nothing happens if none runs)."""
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        super().stop()
         if self in _OPEN:
             _OPEN.remove(self)
-
-    @property
-    def url(self) -> str | None:
-        """The running web app's URL (with its token), or ``None``."""
-        return self._server.url if self._server is not None and self._server.running else None
 
     def widget(self) -> Any:
         """The notebook widget (an anywidget), without displaying it."""
